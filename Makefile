@@ -1,0 +1,48 @@
+# geofm — set-up, tests, demo, benchmarks and packaging. See README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := qgis python3-qgis python3-gdal python3-rasterio python3-venv python3-pip xvfb
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup test lint demo bench gpu-check package run-qgis screenshots clean
+
+setup: $(VENV)/.installed  ## Install system packages, make .venv and install geofm into it (safe to rerun)
+
+$(VENV)/.installed: pyproject.toml Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@# Keep Debian's numpy: rasterio and GDAL from apt are built against it.
+	/usr/bin/python3 -c 'import numpy; print(f"numpy=={numpy.__version__}")' > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e '.[dev]'
+	touch $@
+
+test: setup  ## The whole suite, headless
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+demo: setup  ## Train, evaluate and predict on the bundled real scene (CPU, ~10 min)
+	$(PY) scripts/demo.py
+
+bench: setup  ## Speed and memory benchmarks; results go to benchmarks/RESULTS.md
+	$(PY) benchmarks/run_all.py
+
+gpu-check: setup  ## Mixed-precision training throughput on a GPU (says so and exits 0 without one)
+	$(PY) benchmarks/gpu_check.py
+
+package: setup  ## Build dist/geofm.zip for QGIS's "Install from ZIP"
+	$(PY) scripts/package_plugin.py
+
+run-qgis: setup  ## Start QGIS with the plugin from this working tree
+	scripts/run_qgis.sh
+
+clean:
+	rm -rf build dist outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""geofm's engine: pure Python (torch, torchvision, rasterio, numpy). It never imports QGIS or Qt."""

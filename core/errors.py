@@ -1,0 +1,58 @@
+"""geofm's one exception family. Every message names the file, the problem and the fix."""
+
+from __future__ import annotations
+
+import os
+
+
+class GeoFMError(Exception):
+    """Base of every error geofm raises on purpose; its text is meant for the user, not a developer."""
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, fix: str | None = None):
+        self.path = os.fspath(path) if path is not None else None
+        self.problem = problem
+        self.fix = fix
+        parts = [f"{self.path}: {problem}" if self.path else problem]
+        if fix:
+            parts.append(f"Fix: {fix}")
+        super().__init__("\n".join(parts))
+
+
+class InputError(GeoFMError):
+    """A file is missing, unreadable, corrupt or not the kind of file expected."""
+
+
+class GridError(GeoFMError):
+    """Image and labels do not line up: CRS, extent, resolution or overlap."""
+
+
+class LabelError(GeoFMError):
+    """Label values, classes or fields are unusable."""
+
+
+class DataError(GeoFMError):
+    """Image pixels are unusable: constant bands, no valid pixel, non-finite values."""
+
+
+class ConfigError(GeoFMError):
+    """A parameter is out of range or inconsistent with another."""
+
+
+class PackageError(GeoFMError):
+    """A model package is unreadable, unsafe, of an unknown format or does not fit the input."""
+
+
+class TrainingError(GeoFMError):
+    """Training cannot go on: non-finite loss, out of memory, no valid tile."""
+
+
+class PredictionError(GeoFMError):
+    """Prediction cannot run or its output cannot be written."""
+
+
+class Cancelled(GeoFMError):
+    """The user cancelled the job; nothing partial was left behind."""
+
+
+class GeoFMWarning(UserWarning):
+    """Something the user should know, after which the job goes on (e.g. a sub-pixel CRS offset)."""

@@ -1,0 +1,77 @@
+"""Opening rasters with clear errors, and reading windows as float32 data plus a validity mask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from .errors import InputError
+
+
+def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
+    """Open ``path`` for reading; a missing, corrupt or non-raster file raises :class:`InputError`."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("the file does not exist", path=p, fix="check the path, or pick the file again")
+    if p.is_dir():
+        raise InputError("this is a folder, not a raster file", path=p, fix="pick a GeoTIFF or other raster file")
+    if not os.access(p, os.R_OK):
+        raise InputError("the file is not readable", path=p, fix="check the file's permissions")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as err:
+        raise InputError(
+            f"this is not a raster GDAL can read ({err})",
+            path=p,
+            fix="pick a GeoTIFF (or another GDAL raster format); if it is one, the file may be truncated — export it again",
+        ) from err
+    if src.count == 0:
+        src.close()
+        raise InputError("the raster has no bands", path=p, fix="pick a raster with at least one band")
+    return src
+
+
+def band_nodata(src: rasterio.io.DatasetReader) -> list[float | None]:
+    """The nodata value of each band (GDAL keeps one per band; most files share one)."""
+    return [src.nodatavals[i] for i in range(src.count)]
+
+
+def valid_mask(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
+    """True where no band is nodata, NaN or infinite. ``data`` is [C,h,w]."""
+    valid = np.isfinite(data).all(axis=0)
+    for band, nd in enumerate(nodata):
+        if nd is not None and not np.isnan(nd):
+            valid &= data[band] != nd
+    return valid
+
+
+def read_window(
+    src: rasterio.io.DatasetReader, window: Window, boundless: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window`` of every band as float32 [C,h,w] and its validity mask [h,w].
+
+    With ``boundless`` pixels outside the raster come back invalid.
+    """
+    try:
+        raw = src.read(window=window, boundless=boundless, masked=False)
+    except RasterioIOError as err:
+        raise InputError(
+            f"reading pixels failed ({err})", path=src.name, fix="the file may be damaged: export it again"
+        ) from err
+    nodata = band_nodata(src)
+    valid = valid_mask(raw, nodata)
+    if boundless:
+        inside = np.zeros(raw.shape[1:], dtype=bool)
+        col0, row0 = int(window.col_off), int(window.row_off)
+        r0, c0 = max(0, -row0), max(0, -col0)
+        r1 = min(raw.shape[1], src.height - row0)
+        c1 = min(raw.shape[2], src.width - col0)
+        if r1 > r0 and c1 > c0:
+            inside[r0:r1, c0:c1] = True
+        valid &= inside
+    return raw.astype(np.float32, copy=False), valid
