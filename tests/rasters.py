@@ -1,0 +1,60 @@
+"""Writers for small, real GeoTIFF fixtures (real CRSs and transforms), used across the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+UTM33N = "EPSG:32633"
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str = UTM33N,
+    origin: tuple[float, float] = (500_000.0, 6_000_000.0),
+    res: float = 10.0,
+    nodata: float | None = None,
+    colormap: dict[int, tuple[int, int, int, int]] | None = None,
+) -> Path:
+    """Write ``data`` ([C,H,W] or [H,W]) as a tiled GeoTIFF whose top-left corner is ``origin`` (metres)."""
+    arr = data if data.ndim == 3 else data[None]
+    profile = {
+        "driver": "GTiff",
+        "width": arr.shape[2],
+        "height": arr.shape[1],
+        "count": arr.shape[0],
+        "dtype": arr.dtype,
+        "crs": crs,
+        "transform": from_origin(origin[0], origin[1], res, res),
+        "nodata": nodata,
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr)
+        if colormap:
+            dst.write_colormap(1, colormap)
+    return path
+
+
+def separable_scene(tmp: Path, size: int = 96, bands: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    """An image whose class is readable from its bands (3 classes in vertical stripes), plus its label raster.
+
+    Label values are 10, 20, 30 (not 0..K-1, as real data rarely is); a nodata border of 4 pixels in both.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.full((size, size), 10, dtype=np.uint8)
+    labels[:, size // 3 : 2 * size // 3] = 20
+    labels[:, 2 * size // 3 :] = 30
+    image = rng.normal(100, 5, (bands, size, size)).astype(np.float32)
+    for value, shift in ((10, 0.0), (20, 60.0), (30, 120.0)):
+        image[0][labels == value] += shift
+        image[-1][labels == value] -= shift / 2
+    image[:, :4, :] = -9999
+    labels[:4, :] = 255
+    img = write_raster(tmp / "image.tif", image, nodata=-9999)
+    lbl = write_raster(tmp / "labels.tif", labels, nodata=255)
+    return img, lbl
