@@ -33,6 +33,12 @@ def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
     if src.count == 0:
         src.close()
         raise InputError("the raster has no bands", path=p, fix="pick a raster with at least one band")
+    try:  # a truncated file opens, then fails on its last block: find out now, not mid-training
+        src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
+    except RasterioIOError as err:
+        src.close()
+        raise InputError(f"the file is damaged or truncated ({err})", path=p,
+                         fix="copy or export the raster again; if it is being written, wait until it is done") from err
     return src
 
 

@@ -1,0 +1,236 @@
+"""Do an image and its labels line up? CRS, resolution, pixel-grid alignment and overlap, in plain words."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.coords import disjoint_bounds
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform as warp_points
+from rasterio.warp import transform_bounds
+from rasterio.windows import from_bounds
+
+from .errors import GeoFMWarning, GridError
+from .fileio import atomic_path
+from .raster import open_raster
+
+ALIGNED = "aligned"
+ALIGN_LABELS = "align_labels"
+UNUSABLE = "unusable"
+
+#: Largest CRS displacement, in image pixels, that is taken as "the same grid" (with a warning).
+TOLERANCE_PX = 0.5
+
+
+@dataclass
+class RasterSummary:
+    """What a user checks first about one raster."""
+
+    path: str
+    bands: int
+    dtypes: list[str]
+    nodata: float | None
+    crs: str
+    resolution: tuple[float, float]
+    size: tuple[int, int]  # width, height in pixels
+    bounds: tuple[float, float, float, float]
+
+    @classmethod
+    def of(cls, src: rasterio.io.DatasetReader) -> RasterSummary:
+        return cls(
+            path=src.name,
+            bands=src.count,
+            dtypes=list(src.dtypes),
+            nodata=src.nodata,
+            crs=crs_name(src.crs),
+            resolution=(float(src.res[0]), float(src.res[1])),
+            size=(src.width, src.height),
+            bounds=tuple(float(v) for v in src.bounds),
+        )
+
+
+@dataclass
+class GridReport:
+    """The verdict on an (image, labels) pair, with the numbers behind it and a summary in plain words."""
+
+    image: RasterSummary
+    labels: RasterSummary
+    verdict: str  # ALIGNED | ALIGN_LABELS | UNUSABLE
+    same_grid: bool  # labels can be read pixel for pixel on the image grid (within tolerance)
+    offset_m: float  # largest displacement between the two CRSs over the overlap, metres (0 when CRSs agree)
+    offset_px: float  # the same, in image pixels
+    overlap_px: tuple[int, int]  # overlap width, height in image pixels
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    fix: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """True when training can go on as is (warnings aside)."""
+        return self.verdict == ALIGNED
+
+    @property
+    def summary(self) -> str:
+        """A few lines a GIS analyst can read."""
+        head = {
+            ALIGNED: "Image and labels line up: ready to train.",
+            ALIGN_LABELS: "Image and labels do not line up yet: the labels must be aligned to the image grid.",
+            UNUSABLE: "Image and labels cannot be used together.",
+        }[self.verdict]
+        lines = [head, *[f"- {p}" for p in self.problems], *[f"- {n}" for n in self.notes]]
+        if self.fix:
+            lines.append(f"Fix: {self.fix}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "usable": self.usable, "summary": self.summary}
+
+
+def crs_name(crs: CRS | None) -> str:
+    """'EPSG:32119' when the CRS has a code, else its WKT name; 'none' when missing."""
+    if crs is None:
+        return "none"
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
+
+
+def crs_offset(src_crs: CRS, dst_crs: CRS, bounds: tuple[float, float, float, float], samples: int = 11) -> float:
+    """Largest distance (dst CRS units) between points read in ``src_crs`` and the same numbers read in ``dst_crs``.
+
+    This is how far a pixel moves if a raster tagged ``src_crs`` is taken to be in ``dst_crs`` unchanged,
+    measured on a ``samples``×``samples`` lattice over ``bounds`` (given in ``src_crs``).
+    """
+    xs, ys = np.meshgrid(np.linspace(bounds[0], bounds[2], samples), np.linspace(bounds[1], bounds[3], samples))
+    tx, ty = warp_points(src_crs, dst_crs, xs.ravel(), ys.ravel())
+    return float(np.hypot(np.asarray(tx) - xs.ravel(), np.asarray(ty) - ys.ravel()).max())
+
+
+def check_grid(image: str | os.PathLike, labels: str | os.PathLike, tile_size: int = 256) -> GridReport:
+    """Compare an image raster with a label raster and give a verdict.
+
+    ``aligned``: labels can be read on the image grid (a CRS mismatch below half a pixel included, with a note);
+    ``align_labels``: they overlap but need warping onto the image grid (different CRS, resolution or grid);
+    ``unusable``: no overlap, or an overlap / raster smaller than one tile.
+    """
+    with open_raster(image) as img, open_raster(labels) as lbl:
+        return _compare(img, lbl, tile_size)
+
+
+def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, tile: int) -> GridReport:
+    problems: list[str] = []
+    notes: list[str] = []
+    fix = ""
+    if img.crs is None or lbl.crs is None:
+        missing = img.name if img.crs is None else lbl.name
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [f"{Path(missing).name} has no CRS."], [],
+                       f"assign the right CRS to {missing} (QGIS: Layer Properties ▸ Source ▸ Set CRS) and save it")
+    pixel = min(abs(img.res[0]), abs(img.res[1]))
+    metres = img.crs.linear_units_factor[1] if img.crs.is_projected else 111_320.0
+    label_bounds = transform_bounds(lbl.crs, img.crs, *lbl.bounds) if lbl.crs != img.crs else tuple(lbl.bounds)
+    if disjoint_bounds(img.bounds, label_bounds):
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0),
+                       ["The labels do not overlap the image at all."], [],
+                       "check that both layers show the same place; if the labels appear far away, one of them has "
+                       "the wrong CRS assigned")
+    inter = (max(img.bounds[0], label_bounds[0]), max(img.bounds[1], label_bounds[1]),
+             min(img.bounds[2], label_bounds[2]), min(img.bounds[3], label_bounds[3]))
+    win = from_bounds(*inter, transform=img.transform)
+    overlap = (int(round(win.width)), int(round(win.height)))
+
+    offset_units = 0.0
+    if lbl.crs != img.crs:
+        offset_units = crs_offset(lbl.crs, img.crs, tuple(lbl.bounds))
+    offset_m = offset_units * metres
+    offset_px = offset_units / pixel
+
+    same_res = np.allclose(img.res, lbl.res, rtol=1e-6)
+    shift = ((lbl.transform.c - img.transform.c) / img.res[0], (img.transform.f - lbl.transform.f) / img.res[1])
+    on_lattice = same_res and all(abs(s - round(s)) < 1e-3 for s in shift)
+    same_grid = on_lattice and offset_px <= TOLERANCE_PX
+
+    if lbl.crs != img.crs:
+        line = (f"The CRSs differ: image {crs_name(img.crs)}, labels {crs_name(lbl.crs)}; over the overlap the "
+                f"positions differ by at most {offset_m:.2f} m ({offset_px:.2f} pixels).")
+        (notes if offset_px <= TOLERANCE_PX else problems).append(line)
+        if offset_px <= TOLERANCE_PX and on_lattice:
+            notes.append("That is well under half a pixel, so the labels are used on the image grid as they are.")
+    if not same_res:
+        problems.append(f"The resolutions differ: image {_res(img)}, labels {_res(lbl)}.")
+    elif not on_lattice:
+        problems.append(f"The pixel grids are shifted by a fraction of a pixel ({shift[0]:.2f}, {shift[1]:.2f} px).")
+    notes.append(f"Overlap: {overlap[0]} × {overlap[1]} image pixels; tile size {tile}.")
+
+    if min(img.width, img.height) < tile:
+        problems.append(f"The image ({img.width} × {img.height} pixels) is smaller than one tile ({tile} pixels).")
+        fix = f"choose a tile size of at most {min(img.width, img.height) // 32 * 32 or 32} pixels"
+        verdict = UNUSABLE
+    elif min(overlap) < tile:
+        problems.append(f"The overlap ({overlap[0]} × {overlap[1]} pixels) is smaller than one tile ({tile} pixels).")
+        fix = "choose a smaller tile size, or labels that cover more of the image"
+        verdict = UNUSABLE
+    elif same_grid:
+        verdict = ALIGNED
+    else:
+        verdict = ALIGN_LABELS
+        fix = ("align the labels to the image grid (nearest neighbour): the plugin's 'Align labels' button, "
+               "`geofm check --align-to OUT.tif`, or train with align_labels enabled")
+    return _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px)
+
+
+def _res(src: rasterio.io.DatasetReader) -> str:
+    return f"{src.res[0]:g} × {src.res[1]:g} {src.crs.linear_units if src.crs else ''}".strip()
+
+
+def _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px=0.0) -> GridReport:
+    return GridReport(RasterSummary.of(img), RasterSummary.of(lbl), verdict, same_grid, offset_m,
+                      offset_px, overlap, problems, notes, fix)
+
+
+def require_usable(report: GridReport, align_labels: bool = False) -> None:
+    """Raise :class:`GridError` unless the pair can be trained on; warn about a tolerated CRS mismatch.
+
+    With ``align_labels`` an ``align_labels`` verdict is accepted: the labels will be warped on the fly.
+    """
+    if report.verdict == UNUSABLE or (report.verdict == ALIGN_LABELS and not align_labels):
+        raise GridError(" ".join(report.problems) or "image and labels do not line up",
+                        path=report.labels.path, fix=report.fix)
+    if report.image.crs != report.labels.crs and report.same_grid:
+        warnings.warn(f"{report.labels.path}: CRS {report.labels.crs} differs from the image's {report.image.crs} "
+                      f"by {report.offset_m:.2f} m ({report.offset_px:.2f} px); used as is.", GeoFMWarning,
+                      stacklevel=2)
+
+
+def write_aligned_labels(labels: str | os.PathLike, image: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """Write ``labels`` warped onto ``image``'s grid (nearest neighbour) to ``output``, block by block."""
+    with open_raster(image) as img, open_raster(labels) as lbl:
+        if Path(output).resolve() in (Path(img.name).resolve(), Path(lbl.name).resolve()):
+            raise GridError("the output would overwrite an input", path=output, fix="choose a new file name")
+        nodata = lbl.nodata if lbl.nodata is not None else _default_nodata(lbl.dtypes[0])
+        with WarpedVRT(lbl, crs=img.crs, transform=img.transform, width=img.width, height=img.height,
+                       resampling=Resampling.nearest, nodata=nodata) as vrt:
+            profile = {"driver": "GTiff", "width": img.width, "height": img.height, "count": lbl.count,
+                       "dtype": lbl.dtypes[0], "crs": img.crs, "transform": img.transform, "nodata": nodata,
+                       "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+            with atomic_path(output) as tmp:
+                with rasterio.open(tmp, "w", **profile) as dst:
+                    for _, window in dst.block_windows(1):
+                        dst.write(vrt.read(window=window), window=window)
+                    try:
+                        dst.write_colormap(1, lbl.colormap(1))
+                    except ValueError:
+                        pass  # no colour table to carry over
+    return Path(output)
+
+
+def _default_nodata(dtype: str) -> float:
+    info = np.iinfo(dtype) if np.issubdtype(np.dtype(dtype), np.integer) else None
+    return float(info.max) if info is not None else math.nan
