@@ -1,0 +1,36 @@
+"""Which torch device runs a job, and how to name it for a user."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"unknown device '{name}'", fix="use auto, cpu, cuda, cuda:N or mps") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("CUDA was asked for but no NVIDIA GPU is usable here", fix="use --device cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("Apple MPS was asked for but is not available here", fix="use --device cpu or auto")
+    return device
+
+
+def describe_device(name: str = "auto") -> str:
+    """'NVIDIA <model>', 'Apple MPS' or 'CPU only': what the dialogs and the CLI show."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        return f"NVIDIA {torch.cuda.get_device_name(device).removeprefix('NVIDIA ')}"
+    if device.type == "mps":
+        return "Apple MPS"
+    return "CPU only"
