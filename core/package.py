@@ -1,0 +1,228 @@
+"""Model package: one ``.geofm`` zip holding ``weights.pt`` (a tensor-only state dict) and ``metadata.json``.
+
+Everything needed to run the model travels with it: architecture, bands, normalisation statistics, classes,
+tile size, resolution, CRS, the training config, metrics and software versions. Loading never executes code
+from the file: weights are read with ``torch.load(weights_only=True)``, metadata with ``json``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import os
+import pickle
+import platform
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from .classes import ClassMap
+from .errors import ConfigError, GeoFMError, LabelError, PackageError
+from .fileio import atomic_path
+from .model import build_model
+from .normalise import BandStats
+
+FORMAT_VERSION = 1
+METADATA = "metadata.json"
+WEIGHTS = "weights.pt"
+NORMALISATIONS = ("global", "per_tile")
+
+
+@dataclass
+class ModelPackage:
+    """A loaded package; ``model`` is in eval mode on the requested device."""
+
+    model: nn.Module
+    metadata: dict[str, Any]
+    classes: ClassMap
+    stats: BandStats | None
+    normalisation: str
+    tile_size: int
+    in_channels: int
+    resolution: tuple[float, float] | None
+    crs: str | None
+    path: str = ""
+
+
+def package_metadata(
+    *,
+    classes: ClassMap,
+    band_count: int,
+    tile_size: int,
+    normalisation: str = "global",
+    stats: BandStats | None = None,
+    band_names: list[str] | None = None,
+    resolution: tuple[float, float] | None = None,
+    crs: str | None = None,
+    train_config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The metadata dict :func:`save_package` expects (``resolution`` in CRS units per pixel, x then y;
+    ``crs`` as WKT). ``format_version``, ``architecture`` and ``versions`` are added when saving."""
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(f"unknown normalisation {normalisation!r}", fix=f"choose one of {', '.join(NORMALISATIONS)}")
+    return {
+        "bands": {"count": int(band_count), "names": list(band_names) if band_names else None},
+        "normalisation": {"mode": normalisation, "stats": stats.to_dict() if stats is not None else None},
+        "classes": classes.to_list(),
+        "tile_size": int(tile_size),
+        "resolution": [float(r) for r in resolution] if resolution is not None else None,
+        "crs": crs,
+        "train_config": train_config or {},
+        "metrics": metrics or {},
+    }
+
+
+def save_package(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any]) -> None:
+    """Write ``model`` (a :func:`.model.build_model` model, possibly DDP- or compile-wrapped) and ``metadata``
+    (see :func:`package_metadata`) to ``path`` atomically."""
+    for wrapper in ("module", "_orig_mod"):
+        model = getattr(model, wrapper, model)
+    architecture = dict(model.architecture)
+    if (
+        metadata["bands"]["count"] != architecture["in_channels"]
+        or len(metadata["classes"]) != architecture["num_classes"]
+    ):
+        raise PackageError(
+            f"the metadata ({metadata['bands']['count']} bands, {len(metadata['classes'])} classes) does not match "
+            f"the model ({architecture['in_channels']} bands, {architecture['num_classes']} classes)",
+            path=path,
+            fix="build the metadata from the same bands and classes the model was built for",
+        )
+    full = {"format_version": FORMAT_VERSION, "architecture": architecture, **metadata, "versions": versions()}
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buffer)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr(METADATA, json.dumps(full, indent=2), compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(WEIGHTS, buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
+
+
+def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelPackage:
+    """Read a package written by :func:`save_package`; PackageError for anything unreadable, unsafe or unknown."""
+    path = Path(path)
+    if not path.is_file():
+        raise PackageError("the model package does not exist", path=path, fix="check the path, or train a model first")
+    metadata, raw = _read_members(path)
+    _check_format(metadata, path)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise PackageError(
+            f"refused to load the weights: they hold objects other than tensors, which could run code ({err})",
+            path=path,
+            fix="only open packages written by geofm from a source you trust; re-export the model with geofm",
+        ) from err
+    except Exception as err:
+        raise PackageError(f"the weights are damaged ({type(err).__name__}: {err})", path=path, fix=_REEXPORT) from err
+    try:
+        model = build_model(**metadata["architecture"], weights="none")
+        model.load_state_dict(state)
+        stats = metadata["normalisation"]["stats"]
+        resolution = metadata.get("resolution")
+        package = ModelPackage(
+            model=model.to(device).eval(),
+            metadata=metadata,
+            classes=ClassMap.from_list(metadata["classes"]),
+            stats=BandStats.from_dict(stats) if stats else None,
+            normalisation=str(metadata["normalisation"]["mode"]),
+            tile_size=int(metadata["tile_size"]),
+            in_channels=int(metadata["architecture"]["in_channels"]),
+            resolution=(float(resolution[0]), float(resolution[1])) if resolution else None,
+            crs=metadata.get("crs"),
+            path=str(path),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError, LabelError) as err:
+        raise PackageError(
+            f"the package's metadata or weights are inconsistent ({type(err).__name__}: {err})",
+            path=path,
+            fix=_REEXPORT,
+        ) from err
+    return package
+
+
+def check_bands(package: ModelPackage, raster_band_count: int, path: str | os.PathLike) -> None:
+    """Raise PackageError when the raster at ``path`` has a different band count than the model needs."""
+    need = package.in_channels
+    if raster_band_count != need:
+        names = package.metadata.get("bands", {}).get("names")
+        which = f" ({', '.join(names)})" if names else ""
+        raise PackageError(
+            f"the model needs {need} bands but the raster has {raster_band_count}",
+            path=path,
+            fix=f"use a raster with the same {need} bands{which}, in the same order, as the training image "
+            "(e.g. build a virtual raster or stack the bands), or train a model on this raster's bands",
+        )
+
+
+def versions() -> dict[str, str]:
+    """Versions of geofm and the libraries that shape a model's results."""
+    try:
+        import rasterio
+
+        rasterio_version = rasterio.__version__
+    except ImportError:
+        rasterio_version = "not installed"
+    return {
+        "geofm": geofm_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "rasterio": rasterio_version,
+        "python": platform.python_version(),
+    }
+
+
+def geofm_version() -> str:
+    """Installed geofm version; inside QGIS (not pip-installed) the plugin's metadata.txt; else 'unknown'."""
+    try:
+        return importlib.metadata.version("geofm")
+    except importlib.metadata.PackageNotFoundError:
+        txt = Path(__file__).resolve().parent.parent / "metadata.txt"
+        found = re.search(r"^version\s*=\s*(\S+)", txt.read_text(encoding="utf-8"), re.M) if txt.is_file() else None
+        return found.group(1) if found else "unknown"
+
+
+_REEXPORT = "re-export the model with geofm, or train it again"
+
+
+def _read_members(path: Path) -> tuple[dict[str, Any], bytes]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            missing = {METADATA, WEIGHTS} - set(zf.namelist())
+            if missing:
+                raise PackageError(
+                    f"not a complete geofm model package: {', '.join(sorted(missing))} missing",
+                    path=path,
+                    fix=_REEXPORT,
+                )
+            metadata = json.loads(zf.read(METADATA).decode("utf-8"))
+            raw = zf.read(WEIGHTS)
+    except GeoFMError:
+        raise
+    except zipfile.BadZipFile as err:
+        raise PackageError(f"not a readable geofm model package: {err}", path=path, fix=_REEXPORT) from err
+    except (OSError, ValueError, zipfile.LargeZipFile, EOFError) as err:  # ValueError covers bad JSON / UTF-8
+        raise PackageError(f"the package is damaged ({type(err).__name__}: {err})", path=path, fix=_REEXPORT) from err
+    if not isinstance(metadata, dict):
+        raise PackageError("the package's metadata.json is not an object", path=path, fix=_REEXPORT)
+    return metadata, raw
+
+
+def _check_format(metadata: dict[str, Any], path: Path) -> None:
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PackageError(f"unknown package format version {version!r}", path=path, fix=_REEXPORT)
+    if version > FORMAT_VERSION:
+        needed = (metadata.get("versions") or {}).get("geofm", "a newer version")
+        raise PackageError(
+            f"the package has format version {version}; this geofm ({geofm_version()}) reads format "
+            f"{FORMAT_VERSION} at most",
+            path=path,
+            fix=f"update geofm to version {needed} or newer",
+        )

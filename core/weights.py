@@ -1,0 +1,89 @@
+"""Backbone weights: ImageNet (torchvision), none, or a local torchvision-format state dict."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from .errors import ConfigError, InputError
+
+#: Backbone name -> (torchvision builder, torchvision weights enum).
+BACKBONES: dict[str, tuple[Callable[..., nn.Module], type[torchvision.models.WeightsEnum]]] = {
+    "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
+    "resnet34": (torchvision.models.resnet34, torchvision.models.ResNet34_Weights),
+    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights),
+    "resnet101": (torchvision.models.resnet101, torchvision.models.ResNet101_Weights),
+}
+
+StateDict = dict[str, torch.Tensor]
+
+
+def check_backbone(backbone: str) -> None:
+    """Raise ConfigError unless ``backbone`` is one of :data:`BACKBONES`."""
+    if backbone not in BACKBONES:
+        raise ConfigError(f"unknown backbone {backbone!r}", fix=f"choose one of {', '.join(BACKBONES)}")
+
+
+def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDict | None:
+    """State dict of a 3-band torchvision ResNet without its ``fc`` head, or None for ``'none'``.
+
+    ``weights`` is ``'imagenet'`` (torchvision's ``ResNet*_Weights.DEFAULT``, downloaded once into the torch
+    cache), ``'none'`` (random initialisation) or the path of a local file holding a torchvision-format state
+    dict (``torch.load(weights_only=True)``: it never runs code from the file). ``fc.*`` keys are dropped.
+    """
+    check_backbone(backbone)
+    if str(weights) == "none":
+        return None
+    if str(weights) == "imagenet":
+        return _strip_fc(_download_imagenet(backbone))
+    return _strip_fc(_load_file(backbone, Path(weights)))
+
+
+def _download_imagenet(backbone: str) -> StateDict:
+    enum = BACKBONES[backbone][1].DEFAULT
+    try:
+        return enum.get_state_dict(progress=False)
+    except Exception as err:  # no network, proxy, full disk, corrupt cache: the same advice applies
+        raise ConfigError(
+            f"could not download the ImageNet weights for {backbone} ({type(err).__name__}: {err})",
+            fix=f"this machine may be offline: download {enum.url} on a machine with internet and pass the file "
+            "as the weights (a local state-dict path), or use weights 'none'",
+        ) from err
+
+
+def _load_file(backbone: str, path: Path) -> StateDict:
+    fix = f"pass 'imagenet', 'none' or the path of a torchvision {backbone} state dict (.pth)"
+    if not path.is_file():
+        raise InputError("the weights file does not exist", path=path, fix=fix)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # garbled, truncated, or pickled code that weights_only refuses
+        raise InputError(f"cannot read the weights file ({type(err).__name__}: {err})", path=path, fix=fix) from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError("the file does not hold a state dict (name -> tensor)", path=path, fix=fix)
+    _check_architecture(backbone, _strip_fc(state), path, fix)
+    return state
+
+
+def _check_architecture(backbone: str, state: StateDict, path: Path, fix: str) -> None:
+    with torch.device("meta"):
+        expected = {k: v.shape for k, v in _strip_fc(BACKBONES[backbone][0]().state_dict()).items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k])
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            f"{what}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
+        raise InputError(f"the weights do not fit a torchvision {backbone} ({details})", path=path, fix=fix)
+
+
+def _strip_fc(state: StateDict) -> StateDict:
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
