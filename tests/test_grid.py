@@ -5,9 +5,11 @@ import warnings
 import numpy as np
 import pytest
 import rasterio
+
 from geofm.core.errors import GeoFMWarning, GridError, InputError
 from geofm.core.grid import ALIGN_LABELS, ALIGNED, UNUSABLE, check_grid, require_usable, write_aligned_labels
 from geofm.core.raster import open_raster
+
 from rasters import write_raster
 
 

@@ -1,0 +1,139 @@
+"""The training loop on tiny real GeoTIFFs: it learns, cancels cleanly, resumes exactly and fails clearly."""
+
+import threading
+
+import pytest
+import torch
+
+from geofm.core.checkpoint import checkpoint_path
+from geofm.core.config import TrainConfig
+from geofm.core.errors import ConfigError, TrainingError
+from geofm.core.events import CancelledEvent, CheckpointEvent, EpochEvent, FinishedEvent, StartEvent, StepEvent
+from geofm.core.package import load_package
+from geofm.core.train import train
+
+from rasters import separable_scene
+
+
+@pytest.fixture
+def scene(tmp_path):
+    return separable_scene(tmp_path, size=128)
+
+
+def _config(tmp_path, scene, **kw) -> TrainConfig:
+    img, lbl = scene
+    base = dict(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64, stride=32,
+                batch_size=8, epochs=2, lr=1e-3, val_fraction=0.25, split_block=64, output=str(tmp_path / "m.geofm"))
+    return TrainConfig(**{**base, **kw})
+
+
+def test_separable_classes_are_learnt(tmp_path, scene):
+    cfg = _config(tmp_path, scene, epochs=15, tile_size=32, stride=16)
+    events = list(train(cfg))
+    assert isinstance(events[0], StartEvent) and events[0].train_tiles > 0 and events[0].val_tiles > 0
+    assert isinstance(events[-1], FinishedEvent)
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert len(epochs) == 15 and any(isinstance(e, StepEvent) for e in events)
+    best = max(e.metrics["overall_accuracy"] for e in epochs)
+    assert best > 0.9
+    package = load_package(tmp_path / "m.geofm")
+    assert package.classes.values == [10, 20, 30] and package.tile_size == 32
+    assert package.metadata["metrics"]["overall_accuracy"] == pytest.approx(best)
+    assert package.stats is not None and len(package.stats.mean) == 4
+
+
+def test_cancel_keeps_a_loadable_package_and_no_partial_file(tmp_path, scene):
+    cancel = threading.Event()
+    events = []
+    for event in train(_config(tmp_path, scene, epochs=5), cancel):
+        events.append(event)
+        if isinstance(event, CheckpointEvent) and event.kind == "last":
+            cancel.set()
+    assert isinstance(events[-1], CancelledEvent)
+    assert events[-1].path == str(tmp_path / "m.geofm")
+    assert load_package(events[-1].path).tile_size == 64
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_cancel_before_any_epoch_writes_nothing(tmp_path, scene):
+    cancel = threading.Event()
+    events = []
+    for event in train(_config(tmp_path, scene), cancel):
+        events.append(event)
+        if isinstance(event, StepEvent):
+            cancel.set()
+    assert isinstance(events[-1], CancelledEvent) and events[-1].path == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "labels.tif"]
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, scene):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "a" / "m.geofm"))
+    losses_a = [e.train_loss for e in train(straight) if isinstance(e, EpochEvent)]
+
+    cfg = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "b" / "m.geofm"))
+    cancel = threading.Event()
+    for event in train(cfg, cancel):
+        if isinstance(event, CheckpointEvent) and event.kind == "last":
+            cancel.set()
+    cfg.resume = str(checkpoint_path(cfg.output))
+    losses_b = [e.train_loss for e in train(cfg) if isinstance(e, EpochEvent)]
+    assert losses_b == pytest.approx(losses_a[1:], rel=1e-6)
+    a = torch.load(checkpoint_path(straight.output), weights_only=True)["model"]
+    b = torch.load(checkpoint_path(cfg.output), weights_only=True)["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, scene):
+    cfg = _config(tmp_path, scene, epochs=1)
+    list(train(cfg))
+    other = _config(tmp_path, scene, epochs=2, decoder="simple", resume=str(checkpoint_path(cfg.output)))
+    with pytest.raises(ConfigError, match="decoder"):
+        list(train(other))
+
+
+def test_nan_loss_stops_with_likely_causes_and_keeps_last_good_package(tmp_path, scene, monkeypatch):
+    cfg = _config(tmp_path, scene, epochs=3)
+    calls = {"n": 0}
+    real = torch.nn.CrossEntropyLoss.forward
+
+    def poisoned(self, logits, target):
+        calls["n"] += 1
+        loss = real(self, logits, target)
+        return loss * float("nan") if calls["n"] > 2 else loss
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", poisoned)
+    with pytest.raises(TrainingError, match="nodata") as err:
+        list(train(cfg))
+    assert "last good checkpoint" in str(err.value)
+    assert load_package(tmp_path / "m.geofm").tile_size == 64
+
+
+def test_out_of_memory_suggests_a_smaller_batch(tmp_path, scene, monkeypatch):
+    def oom(*_args, **_kw):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", oom)
+    with pytest.raises(TrainingError, match="smaller batch size") as err:
+        list(train(_config(tmp_path, scene, batch_size=8)))
+    assert "e.g. 4" in str(err.value)
+
+
+def test_tile_not_divisible_by_32_trains(tmp_path, scene):
+    events = list(train(_config(tmp_path, scene, tile_size=50, stride=25, split_block=50, epochs=1, decoder="simple")))
+    assert isinstance(events[-1], FinishedEvent)
+
+
+def test_unknown_backbone_is_refused_before_any_work(tmp_path, scene):
+    with pytest.raises(ConfigError, match="resnet50"):
+        list(train(_config(tmp_path, scene, backbone="vgg16")))
+    assert not (tmp_path / "m.geofm").exists()
+
+
+def test_vector_labels_without_the_class_field_are_refused(tmp_path, scene_image, scene_polygons):
+    cfg = TrainConfig(images=[str(scene_image)], labels=[str(scene_polygons)], label_field="landcover",
+                      weights="none", tile_size=64, output=str(tmp_path / "m.geofm"))
+    with pytest.raises(Exception, match="landcover") as err:
+        list(train(cfg))
+    assert "label" in str(err.value)
