@@ -58,3 +58,8 @@ def any_across(flag: bool, ctx: DistContext, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+def is_main_process() -> bool:
+    """True unless ``torchrun`` started this process as a rank other than 0 (only rank 0 prints and writes)."""
+    return int(os.environ.get("RANK", "0")) == 0

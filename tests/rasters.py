@@ -58,3 +58,29 @@ def separable_scene(tmp: Path, size: int = 96, bands: int = 4, seed: int = 0) ->
     img = write_raster(tmp / "image.tif", image, nodata=-9999)
     lbl = write_raster(tmp / "labels.tif", labels, nodata=255)
     return img, lbl
+
+
+def write_polygons(
+    path: Path, features: list[tuple[list[tuple[float, float]], dict]], *, crs: str = UTM33N, driver: str = "GPKG"
+) -> Path:
+    """Write polygons (exterior ring as (x, y) pairs in ``crs`` axis order x=east/lon) with attributes, via OGR."""
+    from osgeo import ogr, osr
+
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(crs)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ds = ogr.GetDriverByName(driver).CreateDataSource(str(path))
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    kinds = {int: ogr.OFTInteger, float: ogr.OFTReal, str: ogr.OFTString}
+    for name, value in features[0][1].items():
+        layer.CreateField(ogr.FieldDefn(name, kinds[type(value)]))
+    for ring, attrs in features:
+        feature = ogr.Feature(layer.GetLayerDefn())
+        wkt = "POLYGON((" + ",".join(f"{x} {y}" for x, y in [*ring, ring[0]]) + "))"
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(wkt))
+        for name, value in attrs.items():
+            feature.SetField(name, value)
+        layer.CreateFeature(feature)
+    ds = None  # flush to disk
+    return path
+

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+
 from geofm.core.errors import LabelError
 from geofm.core.metrics import ConfusionMatrix
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+
 from geofm.core.errors import ConfigError
 from geofm.core.model import build_model
 

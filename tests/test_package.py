@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from geofm.core.classes import ClassMap
 from geofm.core.errors import PackageError
 from geofm.core.model import build_model

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.hub
 import torchvision
+
 from geofm.core.errors import ConfigError, InputError
 from geofm.core.model import build_model
 from geofm.core.weights import load_backbone_weights

@@ -1,0 +1,221 @@
+"""Classes: label values, their names and colours, and the map from values to contiguous indices 0..K-1."""
+
+from __future__ import annotations
+
+import colorsys
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from .errors import LabelError
+from .raster import open_raster
+
+IGNORE = -1
+MAX_CLASSES = 1024
+# Tableau 10 then its paler partners: distinct hues that read well on a map.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
+
+
+def default_colour(i: int) -> str:
+    """The i-th colour of the default qualitative palette (golden-angle hues beyond its 20 colours)."""
+    if i < len(PALETTE):
+        return PALETTE[i]
+    r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65, 0.85)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class: its value in the label data, a name for people and a '#rrggbb' colour."""
+
+    value: int
+    name: str
+    colour: str
+
+
+class ClassMap:
+    """Ordered classes; class ``i`` of the model is ``classes[i]``. Index -1 means 'ignore'."""
+
+    def __init__(self, classes: Iterable[ClassInfo]):
+        self.classes = tuple(classes)
+        if not self.classes:
+            raise LabelError("there are no classes", fix="give at least one class (two for a useful model)")
+        values = [c.value for c in self.classes]
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise LabelError(f"class values are repeated: {dupes}", fix="give each class its own value")
+        self._order = np.argsort(values)
+        self._sorted = np.asarray(values, dtype=np.int64)[self._order]
+        self._tables: dict[np.dtype, np.ndarray] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def values(self) -> list[int]:
+        return [c.value for c in self.classes]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def colours(self) -> list[str]:
+        return [c.colour for c in self.classes]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClassMap) and self.classes == other.classes
+
+    def __repr__(self) -> str:
+        return f"ClassMap({', '.join(f'{c.value}={c.name}' for c in self.classes)})"
+
+    def encode(
+        self,
+        values: np.ndarray,
+        valid: np.ndarray | None = None,
+        ignore: Sequence[float] = (),
+        path: str | os.PathLike | None = None,
+    ) -> np.ndarray:
+        """Label values (any dtype, any shape) -> int64 class indices; -1 where ``valid`` is False or in ``ignore``.
+
+        A valid value that is no class raises :class:`LabelError` (``path`` names the file in the message).
+        """
+        values = np.asarray(values)
+        keep = np.ones(values.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool).copy()
+        if ignore:
+            keep &= ~np.isin(values, list(ignore))
+        out = np.full(values.shape, IGNORE, dtype=np.int64)
+        v = values[keep]
+        if v.size == 0:
+            return out
+        if values.dtype.kind in "ui" and values.dtype.itemsize <= 2:  # small integers: one table lookup
+            lo = int(np.iinfo(values.dtype).min)
+            idx = self._table(values.dtype)[v.astype(np.int32) - lo]
+            known = idx >= 0
+        else:
+            check_whole_numbers(v, path)
+            v = v.astype(np.int64)
+            pos = np.clip(np.searchsorted(self._sorted, v), 0, len(self._sorted) - 1)
+            known = self._sorted[pos] == v
+            idx = self._order[pos]
+        if not known.all():
+            unknown = np.unique(v[~known])
+            raise LabelError(
+                f"label values {_listing(unknown)} are not among the classes {self.values}",
+                path=path,
+                fix="add these values to the classes, or list them as ignore values (they then count as unlabelled)",
+            )
+        out[keep] = idx
+        return out
+
+    def _table(self, dtype: np.dtype) -> np.ndarray:
+        """Index of every value of a ≤16-bit integer dtype (-2 where no class), made once per dtype."""
+        if dtype not in self._tables:
+            info = np.iinfo(dtype)
+            table = np.full(int(info.max) - int(info.min) + 1, -2, dtype=np.int64)
+            for i, value in enumerate(self.values):
+                if info.min <= value <= info.max:
+                    table[value - int(info.min)] = i
+            self._tables[dtype] = table
+        return self._tables[dtype]
+
+    def decode(self, indices: np.ndarray, fill: int = IGNORE) -> np.ndarray:
+        """Class indices (any shape) -> class values (int64); index -1 (or out of range) becomes ``fill``."""
+        indices = np.asarray(indices)
+        lut = np.asarray(self.values, dtype=np.int64)
+        inside = (indices >= 0) & (indices < len(lut))
+        return np.where(inside, lut[np.clip(indices, 0, len(lut) - 1)], fill).astype(np.int64)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """JSON-ready ``[{value, name, colour}, ...]`` in index order."""
+        return [asdict(c) for c in self.classes]
+
+    @classmethod
+    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> ClassMap:
+        """Inverse of :meth:`to_list`; a missing name or colour gets a default."""
+        classes = []
+        for i, item in enumerate(items):
+            value = int(item["value"])
+            classes.append(ClassInfo(value, str(item.get("name") or f"class {value}"), item.get("colour") or default_colour(i)))
+        return cls(classes)
+
+
+def check_whole_numbers(values: np.ndarray, path: str | os.PathLike | None = None) -> None:
+    """Raise :class:`LabelError` when float labels are not whole numbers (e.g. a resampled or continuous raster)."""
+    if np.issubdtype(values.dtype, np.floating):
+        bad = values[values != np.round(values)]
+        if bad.size:
+            raise LabelError(
+                f"label values are not whole numbers (e.g. {_listing(np.unique(bad))}): this looks like continuous data "
+                "or labels resampled with bilinear/cubic interpolation",
+                path=path,
+                fix="use a class raster with whole-number values (resample labels with 'nearest neighbour' only)",
+            )
+
+
+def _listing(values: np.ndarray, most: int = 10) -> str:
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values[:most].tolist())
+    return shown + (f" … ({len(values)} in all)" if len(values) > most else "")
+
+
+def classes_from_raster(
+    path: str | os.PathLike,
+    ignore_values: Sequence[float] = (),
+    names: Mapping[int, str] | Sequence[str] | None = None,
+    max_pixels: int = 1 << 22,
+) -> ClassMap:
+    """Scan a class raster's band 1 window by window (at most ``max_pixels`` at a time) for its class values.
+
+    Nodata, NaN and ``ignore_values`` are skipped. Names come from ``names`` (a {value: name} mapping or a list in
+    value order), else 'class N'; colours from the file's colour table, else a palette.
+    """
+    with open_raster(path) as src:
+        rows = max(1, max_pixels // src.width)
+        nodata = src.nodata
+        found: set[int] = set()
+        for row in range(0, src.height, rows):
+            data = src.read(1, window=Window(0, row, src.width, min(rows, src.height - row)))
+            valid = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, bool)
+            if nodata is not None and not np.isnan(nodata):
+                valid &= data != nodata
+            if ignore_values:
+                valid &= ~np.isin(data, list(ignore_values))
+            v = data[valid]
+            check_whole_numbers(v, path)
+            found.update(np.unique(v).astype(np.int64).tolist())
+            if len(found) > MAX_CLASSES:
+                raise LabelError(
+                    f"the label raster has more than {MAX_CLASSES} distinct values: it looks like continuous data",
+                    path=path,
+                    fix="pick a class raster (land-cover classes as whole numbers), not an image or elevation model",
+                )
+        if not found:
+            raise LabelError(
+                "the label raster has no valid pixel: every pixel is nodata or an ignore value",
+                path=path,
+                fix="check the nodata value and ignore values, or pick the right label file",
+            )
+        try:
+            colormap = src.colormap(1)
+        except ValueError:
+            colormap = {}
+    values = sorted(found)
+    given = dict(zip(values, names, strict=False)) if isinstance(names, Sequence) else dict(names or {})
+    classes = []
+    for i, v in enumerate(values):
+        name = given.get(v) or f"class {v}"
+        colour = "#{:02x}{:02x}{:02x}".format(*colormap[v][:3]) if v in colormap else default_colour(i)
+        classes.append(ClassInfo(v, name, colour))
+    return ClassMap(classes)
+
