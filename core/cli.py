@@ -1,0 +1,270 @@
+"""``geofm`` on the command line: check, train, evaluate, info and predict. Errors print without a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .errors import GeoFMError, GeoFMWarning
+from .events import CancelledEvent, EpochEvent, Event, FinishedEvent, ProgressEvent, StartEvent, StepEvent, WarningEvent
+
+EXIT_UNUSABLE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geofm`` command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("always", GeoFMWarning)
+    warnings.showwarning = lambda msg, *a, **k: print(f"Warning: {msg}", file=sys.stderr)
+    try:
+        return args.run(args)
+    except GeoFMError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+# -- commands --------------------------------------------------------------------------------------------------------
+def _check(args: argparse.Namespace) -> int:
+    from .grid import ALIGN_LABELS, UNUSABLE, check_grid, write_aligned_labels
+
+    report = check_grid(args.image, args.labels, args.tile)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for name, r in (("Image", report.image), ("Labels", report.labels)):
+            print(f"{name}: {r.path}\n  {r.bands} band(s) {', '.join(sorted(set(r.dtypes)))}, nodata {r.nodata}, "
+                  f"{r.crs}, {r.resolution[0]:g} × {r.resolution[1]:g}, {r.size[0]} × {r.size[1]} px")
+        print(report.summary)
+    if report.verdict == ALIGN_LABELS and args.align_to:
+        out = write_aligned_labels(args.labels, args.image, args.align_to)
+        print(f"Aligned labels written to {out}")
+        return 0
+    return EXIT_UNUSABLE if report.verdict in (UNUSABLE, ALIGN_LABELS) else 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .distributed import is_main_process
+    from .train import train
+
+    config = _train_config(args)
+    _drive(train(config), quiet=not is_main_process())
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .predict import PredictConfig
+
+    cfg = PredictConfig(batch_size=args.batch, device=args.device)
+    out = args.out or None
+    result = _drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
+                    quiet=args.json)
+    metrics = result.summary if result else {}
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .package import load_package
+
+    pkg = load_package(args.model)
+    meta = pkg.metadata
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    arch = meta["architecture"]
+    print(f"Model package {args.model}")
+    print(f"  {arch['backbone']} + {arch['decoder']} decoder, {pkg.in_channels} band(s), tile {pkg.tile_size} px, "
+          f"normalisation {pkg.normalisation}")
+    if pkg.resolution:
+        print(f"  trained at {pkg.resolution[0]:g} × {pkg.resolution[1]:g} map units per pixel")
+    print("  classes: " + ", ".join(f"{c.value} {c.name} ({c.colour})" for c in pkg.classes.classes))
+    _print_metrics(meta.get("metrics") or {})
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .predict import PredictConfig, predict
+
+    cfg = PredictConfig(overlap=args.overlap, batch_size=args.batch, device=args.device,
+                        probabilities=args.probabilities, confidence=args.confidence,
+                        bbox=tuple(args.bbox) if args.bbox else None, bbox_crs=args.bbox_crs,
+                        resample_to_training=args.resample)
+    result = _drive(predict(args.model, args.image, args.out, cfg))
+    if result:
+        print(f"Prediction written to {result.path or args.out}")
+    return 0
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------------
+def _drive(events: Iterable[Event], quiet: bool = False) -> FinishedEvent | None:
+    """Consume a job's events with progress bars; return its FinishedEvent (None when cancelled)."""
+    bar: tqdm | None = None
+    try:
+        for event in events:
+            if quiet:
+                if isinstance(event, FinishedEvent):
+                    return event
+                continue
+            if isinstance(event, StartEvent):
+                print(f"Training on {event.train_tiles} tiles, validating on {event.val_tiles} ({event.device}).")
+                if event.message:
+                    print(event.message)
+            elif isinstance(event, StepEvent):
+                if bar is None or event.step == 1:
+                    if bar is not None:
+                        bar.close()
+                    bar = tqdm(desc=f"epoch {event.epoch}", unit="step", leave=False, file=sys.stderr)
+                bar.update(1)
+                bar.set_postfix(loss=f"{event.loss:.3f}", tiles_s=f"{event.tiles_per_s:.1f}")
+            elif isinstance(event, EpochEvent):
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                miou = event.metrics.get("mean_iou")
+                val = f", validation loss {event.val_loss:.4f}" if event.val_loss is not None else ""
+                score = f", mIoU {miou:.3f}" if miou is not None else ""
+                print(f"epoch {event.epoch}: train loss {event.train_loss:.4f}{val}{score} ({event.seconds:.0f} s)")
+            elif isinstance(event, ProgressEvent):
+                if bar is None:
+                    bar = tqdm(total=event.total, desc=event.message or "windows", unit="win", file=sys.stderr)
+                bar.n = event.done
+                bar.refresh()
+            elif isinstance(event, WarningEvent):
+                print(f"Warning: {event.message}", file=sys.stderr)
+            elif isinstance(event, CancelledEvent):
+                print(event.message)
+                return None
+            elif isinstance(event, FinishedEvent):
+                return event
+    finally:
+        if bar is not None:
+            bar.close()
+    return None
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    if not metrics.get("per_class"):
+        return
+    print(f"  overall accuracy {metrics['overall_accuracy']:.3f}, mean IoU {metrics['mean_iou']:.3f}")
+    for c in metrics["per_class"]:
+        iou = "—" if c["iou"] is None else f"{c['iou']:.3f}"
+        f1 = "—" if c["f1"] is None else f"{c['f1']:.3f}"
+        print(f"    {c['name']:<16} IoU {iou:>6}  F1 {f1:>6}  ({c['pixels']:,} px)")
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """Flags override the JSON config, which overrides the defaults."""
+    base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            base[f.name] = value
+    return TrainConfig.from_dict(base)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="geofm", description="Train and run segmentation models on your rasters.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="do an image and its labels line up?")
+    c.add_argument("--image", required=True)
+    c.add_argument("--labels", required=True)
+    c.add_argument("--tile", type=int, default=256, help="tile size the overlap must hold (pixels)")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--align-to", metavar="OUT.tif", help="when labels need aligning, write them aligned here")
+    c.set_defaults(run=_check)
+
+    t = sub.add_parser("train", help="train a model package")
+    t.add_argument("--config", help="JSON file of TrainConfig settings (flags override it)")
+    t.add_argument("--image", dest="images", action="append", help="image raster (repeat for several scenes)")
+    t.add_argument("--labels", dest="labels", action="append", help="class raster or vector file, one per image")
+    t.add_argument("--label-field", help="class attribute of vector labels")
+    t.add_argument("--classes", type=_json_list, help='JSON list: [{"value":1,"name":"water","colour":"#0000ff"}]')
+    t.add_argument("--ignore-values", type=float, nargs="+")
+    t.add_argument("--background", action="store_true", default=None, help="vector labels: unlabelled = background")
+    t.add_argument("--align-labels", action="store_true", default=None, help="warp labels onto the image grid")
+    t.add_argument("--backbone", help="resnet18 | resnet34 | resnet50 | resnet101")
+    t.add_argument("--weights", help="imagenet | none | path to a torchvision state dict (.pth)")
+    t.add_argument("--decoder", help="fpn | simple")
+    t.add_argument("--tile", dest="tile_size", type=int)
+    t.add_argument("--stride", type=int)
+    t.add_argument("--normalisation", help="global | per_tile")
+    t.add_argument("--batch", dest="batch_size", type=int)
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--val-share", dest="val_fraction", type=float)
+    t.add_argument("--split-block", type=int, help="pixels per spatial-split block")
+    t.add_argument("--accumulate", type=int, help="gradient accumulation steps")
+    t.add_argument("--freeze-backbone-epochs", type=int)
+    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation mIoU")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    t.add_argument("--workers", dest="num_workers", type=int)
+    t.add_argument("--resume", help="the .last.ckpt of an interrupted run")
+    t.add_argument("--out", dest="output", help="model package to write (.geofm)")
+    t.set_defaults(run=_train)
+
+    e = sub.add_parser("evaluate", help="score a model package against reference labels")
+    e.add_argument("--model", required=True)
+    e.add_argument("--image", required=True)
+    e.add_argument("--labels", required=True)
+    e.add_argument("--label-field")
+    e.add_argument("--align-labels", action="store_true")
+    e.add_argument("--out", help="write the metrics JSON here")
+    e.add_argument("--batch", type=int, default=8)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=_evaluate)
+
+    i = sub.add_parser("info", help="what a model package holds")
+    i.add_argument("--model", required=True)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(run=_info)
+
+    r = sub.add_parser("predict", help="predict a raster of any size")
+    r.add_argument("--model", required=True)
+    r.add_argument("--image", required=True)
+    r.add_argument("--out", required=True, help="class-map GeoTIFF to write")
+    r.add_argument("--probabilities", help="also write per-class probabilities here")
+    r.add_argument("--confidence", action="store_true", help="also write <out>_confidence.tif")
+    r.add_argument("--overlap", type=float, default=0.5)
+    r.add_argument("--bbox", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"))
+    r.add_argument("--bbox-crs", help="CRS of --bbox (default: the raster's)")
+    r.add_argument("--resample", action="store_true", help="read at the training resolution when it differs")
+    r.add_argument("--batch", type=int, default=8)
+    r.add_argument("--device", default="auto")
+    r.set_defaults(run=_predict)
+    return p
+
+
+def _json_list(text: str) -> list[dict[str, Any]]:
+    path = Path(text)
+    try:
+        return json.loads(path.read_text() if path.is_file() else text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a JSON list of classes: {err}") from err
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""How good is a model package on an image with reference labels? Predict seamlessly, then count pixels."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import is_vector
+from .dataset import build_scenes
+from .events import Event, FinishedEvent
+from .grid import check_grid, require_usable
+from .metrics import ConfusionMatrix
+from .package import ModelPackage, load_package
+from .predict import PredictConfig, predict
+from .raster import open_raster
+
+
+def evaluate(
+    package: ModelPackage | str | os.PathLike,
+    image: str | os.PathLike,
+    labels: str | os.PathLike,
+    label_field: str | None = None,
+    output_json: str | os.PathLike | None = None,
+    config: PredictConfig | None = None,
+    align_labels: bool = False,
+) -> Iterator[Event]:
+    """Predict ``image`` with ``package`` and compare with ``labels`` over labelled, valid pixels.
+
+    Yields the prediction's progress events, then a FinishedEvent whose ``summary`` is the metrics dict
+    (overall accuracy, per-class IoU / F1, mean IoU); ``output_json`` gets the same as JSON.
+    """
+    pkg = package if isinstance(package, ModelPackage) else load_package(package)
+    if not is_vector(labels):
+        require_usable(check_grid(image, labels, tile_size=32), align_labels)
+    field = label_field if is_vector(labels) else None
+    (scene,), classes = build_scenes([(image, labels)], field, pkg.classes)
+    with tempfile.TemporaryDirectory(prefix="geofm-eval-") as tmp:
+        predicted = Path(tmp) / "prediction.tif"
+        yield from (e for e in predict(pkg, image, predicted, config) if not isinstance(e, FinishedEvent))
+        cm = ConfusionMatrix(classes.num_classes, classes.names)
+        src, truth = scene.open()
+        try:
+            with open_raster(predicted) as pred:
+                for _, window in pred.block_windows(1):
+                    values = pred.read(1, window=window)
+                    valid = values != pred.nodata if pred.nodata is not None else None
+                    guess, target = classes.encode(values, valid), truth.read(window)
+                    target[guess < 0] = -1  # the input was nodata there: nothing was predicted
+                    cm.update(guess, target)
+        finally:
+            truth.close()
+            src.close()
+    metrics: dict[str, Any] = {**cm.compute(), "model": pkg.path, "image": os.fspath(image),
+                               "labels": os.fspath(labels)}
+    if output_json:
+        cm.write_json(output_json)
+    yield FinishedEvent(os.fspath(output_json or ""), metrics)
