@@ -19,13 +19,13 @@ from torch.utils.data import DataLoader
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from rasters import write_raster  # noqa: E402
-
 from geofm.core.classes import ClassMap  # noqa: E402
 from geofm.core.dataset import SegmentationDataset, build_scenes, index_tiles, stats_samples  # noqa: E402
 from geofm.core.model import build_model  # noqa: E402
 from geofm.core.normalise import compute_stats  # noqa: E402
 from geofm.core.train import _amp_dtype, _default_workers  # noqa: E402
+
+from rasters import write_raster  # noqa: E402
 
 STEPS, WARMUP, BATCH, TILE, BANDS, CLASSES = 50, 5, 16, 256, 4, 6
 
