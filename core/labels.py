@@ -23,6 +23,7 @@ from rasterio.windows import transform as window_transform
 
 from .classes import IGNORE, ClassInfo, ClassMap, default_colour
 from .errors import InputError, LabelError
+from .grid import TOLERANCE_PX, crs_offset
 from .raster import open_raster
 
 BACKGROUND_VALUE = 0
@@ -43,12 +44,17 @@ class LabelSource(Protocol):
 
 
 def same_grid(a: rasterio.io.DatasetReader, b: rasterio.io.DatasetReader) -> bool:
-    """True when both rasters share CRS, size and transform (to a thousandth of a pixel)."""
-    return (
-        a.crs == b.crs
-        and (a.width, a.height) == (b.width, b.height)
-        and a.transform.almost_equals(b.transform, precision=abs(a.transform.a) * 1e-3)
-    )
+    """True when both rasters share size and transform (to a thousandth of a pixel) and their CRSs agree to
+    within half a pixel over ``b`` — the grid check's tolerance, so a mere CRS re-tag is read as is, unwarped."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    if not a.transform.almost_equals(b.transform, precision=abs(a.transform.a) * 1e-3):
+        return False
+    if a.crs == b.crs:
+        return True
+    if a.crs is None or b.crs is None:
+        return False
+    return crs_offset(a.crs, b.crs, tuple(a.bounds)) <= TOLERANCE_PX * min(map(abs, b.res))
 
 
 def grid_window(image_src: rasterio.io.DatasetReader, bounds: tuple[float, float, float, float]) -> Window:
