@@ -36,6 +36,12 @@ def checkpoint_path(package: str | os.PathLike) -> Path:
     return package.with_name(f"{package.stem}.last.ckpt")
 
 
+def metrics_path(package: str | os.PathLike) -> Path:
+    """``model.geofm`` → ``model.metrics.json`` beside it (validation metrics of the best epoch)."""
+    package = Path(package)
+    return package.with_name(f"{package.stem}.metrics.json")
+
+
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                     state: Checkpoint, config: TrainConfig) -> None:
     """Write everything a resume needs, atomically."""

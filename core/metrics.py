@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import LabelError
-from .fileio import atomic_path
+from .fileio import write_json
 
 
 class ConfusionMatrix:
@@ -100,8 +99,7 @@ class ConfusionMatrix:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write :meth:`compute` to ``path`` as indented JSON, atomically."""
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.compute(), indent=2) + "\n", encoding="utf-8")
+        write_json(path, self.compute())
 
 
 def _ratio(num: float, den: float) -> float | None:

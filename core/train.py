@@ -14,12 +14,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .augment import augment_batch
-from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, metrics_path, save_checkpoint
 from .config import TrainConfig
 from .device import resolve_device
 from .distributed import DistContext, any_across, init_distributed, mean_across, shutdown
 from .errors import TrainingError
 from .events import CancelledEvent, CheckpointEvent, EpochEvent, Event, FinishedEvent, StartEvent, StepEvent
+from .fileio import write_json
 from .metrics import ConfusionMatrix
 from .model import build_model
 from .package import save_package
@@ -200,6 +201,7 @@ class _Run:
         if improved:
             meta = package_metadata_for(self.config, self.data, metrics, self.state.history, epoch)
             save_package(self.output, self.model, meta)
+            write_json(metrics_path(self.output), meta["metrics"])
             yield CheckpointEvent(str(self.output), "best", epoch)
         save_checkpoint(self.ckpt, self.model, self.optimizer, self.scaler, self.state, self.config)
         yield CheckpointEvent(str(self.ckpt), "last", epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from .classes import ClassMap
 from .config import TrainConfig, is_vector
-from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, split_tiles
+from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, pair_folders, split_tiles
 from .errors import ConfigError
 from .grid import check_grid, require_usable
 from .normalise import BandStats, compute_stats
@@ -40,9 +41,9 @@ class TrainingData:
 
 def prepare_training_data(config: TrainConfig) -> TrainingData:
     """Check every (image, labels) pair, build scenes and tiles, split them spatially and compute statistics."""
-    pairs = list(zip(config.images, config.labels, strict=True))
+    pairs = _pairs(config)
     notes = [_check_pair(img, lbl, config) for img, lbl in pairs]
-    in_channels, band_names, resolution, crs = _image_facts(config.images)
+    in_channels, band_names, resolution, crs = _image_facts([img for img, _ in pairs])
     given = ClassMap.from_list(config.classes) if config.classes else None
     field = config.label_field if any(is_vector(lbl) for _, lbl in pairs) else None
     scenes, classes = build_scenes(pairs, field, given, config.ignore_values, config.background)
@@ -72,6 +73,17 @@ def package_metadata_for(config: TrainConfig, data: TrainingData, metrics: dict[
         resolution=data.resolution, crs=data.crs, train_config=config.to_dict(),
         metrics={**metrics, "epoch": epoch, "history": history},
     )
+
+
+def _pairs(config: TrainConfig) -> list[tuple[str, str]]:
+    """(image, labels) paths; a folder of image tiles pairs with a folder of label tiles by file name."""
+    pairs: list[tuple[str, str]] = []
+    for image, labels in zip(config.images, config.labels, strict=True):
+        if Path(image).is_dir():
+            pairs += [(str(i), str(lb)) for i, lb in pair_folders(image, labels)]
+        else:
+            pairs.append((image, labels))
+    return pairs
 
 
 def _check_pair(image: str, labels: str, config: TrainConfig) -> str:

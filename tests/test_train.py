@@ -1,5 +1,6 @@
 """The training loop on tiny real GeoTIFFs: it learns, cancels cleanly, resumes exactly and fails clearly."""
 
+import json
 import threading
 
 import pytest
@@ -40,6 +41,8 @@ def test_separable_classes_are_learnt(tmp_path, scene):
     assert package.classes.values == [10, 20, 30] and package.tile_size == 32
     assert package.metadata["metrics"]["overall_accuracy"] == pytest.approx(best)
     assert package.stats is not None and len(package.stats.mean) == 4
+    saved = json.loads((tmp_path / "m.metrics.json").read_text())
+    assert saved["mean_iou"] == package.metadata["metrics"]["mean_iou"] and len(saved["per_class"]) == 3
 
 
 def test_cancel_keeps_a_loadable_package_and_no_partial_file(tmp_path, scene):
@@ -137,3 +140,25 @@ def test_vector_labels_without_the_class_field_are_refused(tmp_path, scene_image
     with pytest.raises(Exception, match="landcover") as err:
         list(train(cfg))
     assert "label" in str(err.value)
+
+
+def test_folder_of_image_tiles_pairs_with_folder_of_label_tiles(tmp_path):
+    import numpy as np
+
+    from rasters import write_raster
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lbl").mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(6):
+        labels = rng.integers(1, 3, (32, 32)).astype(np.uint8)
+        image = rng.normal(0, 1, (3, 32, 32)).astype(np.float32) + labels * 3
+        origin = (500_000.0 + k * 320, 6_000_000.0)
+        write_raster(tmp_path / "img" / f"tile_{k}.tif", image, origin=origin)
+        write_raster(tmp_path / "lbl" / f"tile_{k}.tif", labels, origin=origin)
+    cfg = TrainConfig(images=[str(tmp_path / "img")], labels=[str(tmp_path / "lbl")], backbone="resnet18",
+                      weights="none", tile_size=32, batch_size=2, epochs=1, val_fraction=0.34,
+                      output=str(tmp_path / "m.geofm"))
+    events = list(train(cfg))
+    assert events[0].train_tiles == 4 and events[0].val_tiles == 2
+    assert isinstance(events[-1], FinishedEvent)
