@@ -1,14 +1,183 @@
-"""Minimal plugin object; menus, dialogs and tasks come with the plugin issue."""
+"""What QGIS loads: the geofm menu and toolbar, the dependency check, tasks and the Processing provider.
+
+Nothing here imports geofm.core at load time, so a QGIS without torch still starts cleanly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import Qgis, QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction, QDialog
+
+from . import deps
+from .messages import log, push
+
+MENU = "&geofm"
+ICON = Path(__file__).resolve().parent.parent / "icon.png"
 
 
 class GeoFMPlugin:
-    """What QGIS loads: adds and removes geofm's GUI."""
+    """Adds and removes geofm's GUI; starts training and prediction tasks."""
 
     def __init__(self, iface) -> None:
         self.iface = iface
+        self.actions: list[QAction] = []
+        self.toolbar = None
+        self.provider = None
+        self.missing: list[deps.Missing] = []
+        self.deps_dialog: QDialog | None = None
+        self.dialog: QDialog | None = None
+        self.tasks: list[Any] = []  # running tasks only
+        self.panels: list[Any] = []
+        self.deps_folder = deps.deps_dir(QgsApplication.qgisSettingsDirPath())
+        deps.add_deps_dir(self.deps_folder)
 
+    # -- QGIS API ----------------------------------------------------------------------------------------------
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
-        """Called by QGIS when the plugin is enabled."""
+        """Menu under Raster and toolbar; the dependency check; the Processing provider when it passes."""
+        self.toolbar = self.iface.addToolBar("geofm")
+        self.toolbar.setObjectName("geofmToolbar")
+        for text, slot in (("Train model…", self.open_train), ("Predict…", self.open_predict),
+                           ("Model info…", self.open_info)):
+            action = QAction(QIcon(str(ICON)), text, self.iface.mainWindow())
+            action.setObjectName(f"geofm{text.split()[0]}")
+            action.triggered.connect(slot)
+            self.iface.addPluginToRasterMenu(MENU, action)
+            self.toolbar.addAction(action)
+            self.actions.append(action)
+        if self.check_dependencies():
+            self.initProcessing()
+
+    def initProcessing(self) -> None:  # noqa: N802 - QGIS API name (qgis_process calls it without initGui)
+        """Register the Processing algorithms, once, when the engine's dependencies are there."""
+        if self.provider is not None or deps.missing_dependencies():
+            return
+        from .processing_provider import GeoFMProvider
+
+        self.provider = GeoFMProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
 
     def unload(self) -> None:
-        """Called by QGIS when the plugin is disabled."""
+        """Remove everything initGui added; running tasks are cancelled."""
+        for task in list(self.tasks):
+            task.cancel()
+        for action in self.actions:
+            self.iface.removePluginRasterMenu(MENU, action)
+            self.iface.removeToolBarIcon(action)
+        self.actions.clear()
+        for panel in self.panels:
+            self.iface.removeDockWidget(panel)
+            panel.deleteLater()
+        self.panels.clear()
+        if self.toolbar is not None:
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+
+    # -- dependencies ------------------------------------------------------------------------------------------
+    def check_dependencies(self) -> bool:
+        """True when torch, torchvision and rasterio are usable; else show the dependency dialog."""
+        self.missing = deps.missing_dependencies()
+        if not self.missing:
+            return True
+        names = ", ".join(m.module for m in self.missing)
+        log(f"missing or unusable: {names}", Qgis.MessageLevel.Warning)
+        self.show_dependency_dialog()
+        return False
+
+    def show_dependency_dialog(self) -> QDialog:
+        """The non-blocking dialog that offers to install what is missing."""
+        from .deps_dialog import DependencyDialog
+
+        if self.deps_dialog is None:
+            self.deps_dialog = DependencyDialog(self.missing, self.deps_folder, self.iface.mainWindow())
+        self.deps_dialog.show()
+        self.deps_dialog.raise_()
+        return self.deps_dialog
+
+    def _engine_ready(self) -> bool:
+        if self.missing and deps.missing_dependencies():
+            self.show_dependency_dialog()
+            return False
+        self.missing = []
+        return True
+
+    # -- actions -----------------------------------------------------------------------------------------------
+    def open_train(self) -> QDialog | None:
+        """Open the train dialog; its config starts a training task."""
+        if not self._engine_ready():
+            return None
+        from .train_dialog import TrainDialog
+
+        self.dialog = TrainDialog(self.iface, self.iface.mainWindow())
+        self.dialog.start_training.connect(self.start_training)
+        self.dialog.show()
+        return self.dialog
+
+    def open_predict(self) -> QDialog | None:
+        """Open the predict dialog; its request starts a prediction task."""
+        if not self._engine_ready():
+            return None
+        from .predict_dialog import PredictDialog
+
+        self.dialog = PredictDialog(self.iface, self.iface.mainWindow())
+        self.dialog.start_prediction.connect(self.start_prediction)
+        self.dialog.show()
+        return self.dialog
+
+    def open_info(self) -> QDialog:
+        """Open the Model info dialog (needs no torch: it reads the package's metadata)."""
+        from .package_info import ModelInfoDialog
+
+        self.dialog = ModelInfoDialog(self.iface.mainWindow())
+        self.dialog.show()
+        return self.dialog
+
+    # -- tasks -------------------------------------------------------------------------------------------------
+    def start_training(self, config) -> Any:
+        """Run ``train(config)`` as a task followed by its own dock panel."""
+        from .engine_task import EngineTask, preload
+        from .train_panel import TrainPanel
+
+        preload("train")
+        def job(cancel):
+            from ..core.train import train  # already loaded by the dialog (preload)
+
+            return train(config, cancel)
+
+        task = EngineTask(f"geofm: training {Path(config.output).name}", job)
+        panel = TrainPanel(task, config.output, self.iface.mainWindow())
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+        task.ended.connect(lambda ok: self._training_ended(task, ok))
+        self._track(task)
+        self.panels.append(panel)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _track(self, task) -> None:
+        """Keep ``task`` while it runs (for unload to cancel it); QGIS deletes it once it has ended."""
+        self.tasks.append(task)
+        task.ended.connect(lambda _ok: self.tasks.remove(task))
+
+    def _training_ended(self, task, ok: bool) -> None:  # noqa: FBT001
+        bar = self.iface.messageBar()
+        if ok:
+            push(bar, "geofm", f"Training finished: the model is saved to {task.result.path}.",
+                 Qgis.MessageLevel.Success, 10)
+        elif task.error:
+            push(bar, "Training failed", task.error, Qgis.MessageLevel.Critical)
+
+    def start_prediction(self, request) -> Any:
+        """Run a prediction task; its layers are added when it ends (main thread)."""
+        from .predict_task import prediction_task
+
+        task = prediction_task(request, self.iface.messageBar())
+        self._track(task)
+        QgsApplication.taskManager().addTask(task)
+        return task

@@ -1,0 +1,113 @@
+"""Class values, names and colours: read from a label layer's symbology, edited in a small table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsMapLayer,
+    QgsPalettedRasterRenderer,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsColorButton
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QColor
+from qgis.PyQt.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+
+#: Colours for classes the symbology does not colour (colour-blind-safe, from Okabe & Ito, then Tableau).
+PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#999999",
+           "#8c564b", "#17becf", "#bcbd22", "#7f7f7f")
+MAX_CLASSES = 255
+
+
+def _colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def classes_from_layer(layer: QgsMapLayer | None, field: str | None = None) -> list[dict[str, Any]]:
+    """[{value, name, colour}] from a label layer: its paletted / categorised symbology when it has one,
+    else its distinct values (rasters: band 1; polygons: ``field``) with names 'class N' and default colours.
+
+    For a text field the values are 1..K in name order and the name is the field's text (the engine matches
+    polygons to classes by it, so it is not editable then).
+    """
+    if isinstance(layer, QgsRasterLayer):
+        return _raster_classes(layer)
+    if isinstance(layer, QgsVectorLayer) and field and layer.fields().indexOf(field) >= 0:
+        return _vector_classes(layer, field)
+    return []
+
+
+def _raster_classes(layer: QgsRasterLayer) -> list[dict[str, Any]]:
+    renderer = layer.renderer()
+    if isinstance(renderer, QgsPalettedRasterRenderer):
+        items = [(c.value, c.label, c.color) for c in renderer.classes()]
+    else:
+        items = [(c.value, "", None) for c in QgsPalettedRasterRenderer.classDataFromRaster(layer.dataProvider(), 1)]
+    out = []
+    for i, (value, label, colour) in enumerate(sorted(items, key=lambda t: t[0])[:MAX_CLASSES]):
+        number = int(value)
+        text = label if label and label != str(value) and label != f"{value:g}" else f"class {number}"
+        out.append({"value": number, "name": text, "colour": colour.name() if colour else _colour(i)})
+    return out
+
+
+def _vector_classes(layer: QgsVectorLayer, field: str) -> list[dict[str, Any]]:
+    renderer = layer.renderer()
+    styled: dict[Any, tuple[str, str]] = {}
+    if isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == field:
+        for cat in renderer.categories():
+            if cat.value() not in (None, "") and cat.symbol() is not None:
+                styled[cat.value()] = (cat.label(), cat.symbol().color().name())
+    values = sorted(v for v in layer.uniqueValues(layer.fields().indexOf(field)) if v is not None and v != "")
+    numeric = all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for v in values)
+    out = []
+    for i, value in enumerate(values[:MAX_CLASSES]):
+        label, colour = styled.get(value, ("", _colour(i)))
+        if numeric:
+            out.append({"value": int(value), "name": label or f"class {int(value)}", "colour": colour})
+        else:  # the name is the key the engine matches against the field, so the style's label is not used
+            out.append({"value": i + 1, "name": str(value), "colour": colour})
+    return out
+
+
+class ClassTable(QTableWidget):
+    """Value | Name | Colour; values are read-only, names and colours editable."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 3, parent)
+        self.setHorizontalHeaderLabels(["Value", "Name", "Colour"])
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
+        self.setColumnWidth(2, 70)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+
+    def set_classes(self, classes: list[dict[str, Any]], names_editable: bool = True) -> None:
+        """Replace the rows."""
+        self.setRowCount(0)
+        for row, cls in enumerate(classes):
+            self.insertRow(row)
+            value = QTableWidgetItem(str(cls["value"]))
+            value.setFlags(value.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self.setItem(row, 0, value)
+            name = QTableWidgetItem(cls["name"])
+            if not names_editable:
+                name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self.setItem(row, 1, name)
+            button = QgsColorButton()
+            button.setColor(QColor(cls["colour"]))
+            button.setShowMenu(False)
+            self.setCellWidget(row, 2, button)
+
+    def classes(self) -> list[dict[str, Any]]:
+        """The rows as [{value, name, colour}]."""
+        return [
+            {"value": int(self.item(r, 0).text()), "name": self.item(r, 1).text().strip() or f"class {r}",
+             "colour": self.cellWidget(r, 2).color().name()}
+            for r in range(self.rowCount())
+        ]

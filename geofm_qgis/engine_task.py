@@ -1,0 +1,100 @@
+"""A QgsTask that runs one engine job (a generator of events) and re-emits its events as Qt signals."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from qgis.core import Qgis, QgsTask
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QCursor, QGuiApplication
+
+from .messages import log
+
+Job = Callable[[threading.Event], Iterator[Any]]
+
+
+def preload(module: str) -> None:
+    """Import ``geofm.core.<module>`` (torch and its extensions) on the main thread, with a busy cursor.
+
+    Loading torch's native extensions for the first time in a worker thread can crash the process, so dialogs
+    and algorithms call this before they start a task; afterwards the worker's import is a dictionary lookup.
+    Triton (shipped with CUDA builds of torch, used only by torch.compile, which geofm does not use) is kept out:
+    its LLVM clashes with the LLVM that Mesa's OpenGL driver has already loaded into QGIS, and segfaults.
+    """
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # torch then takes triton as not installed
+    QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
+    try:
+        importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.core.{module}")
+    finally:
+        QGuiApplication.restoreOverrideCursor()
+
+
+class EngineTask(QgsTask):
+    """Runs ``job(cancel)`` in a worker thread; ``run()`` touches no widget, layer or project.
+
+    Signals (delivered to the main thread): ``engine_event(object)`` for every engine event, ``ended(bool)`` once
+    the task is over (True when the job finished well). After it ended: ``error`` holds the message for the
+    user ('' when none), ``result`` the last event.
+    """
+
+    engine_event = pyqtSignal(object)
+    ended = pyqtSignal(bool)
+
+    def __init__(self, description: str, job: Job) -> None:
+        super().__init__(description, QgsTask.Flag.CanCancel)
+        self._job = job
+        self._cancel = threading.Event()
+        self.error = ""
+        self.result: Any = None
+        self._total = 0
+        self._steps_per_epoch = 1
+
+    def run(self) -> bool:
+        """Worker thread: iterate the job, forward events, turn exceptions into a message."""
+        try:
+            from ..core.errors import GeoFMError
+        except ImportError as err:  # the engine's dependencies went missing
+            self.error = f"geofm's engine cannot load: {err}"
+            return False
+        try:
+            for event in self._job(self._cancel):
+                self.result = event
+                self._progress(event)
+                self.engine_event.emit(event)
+        except GeoFMError as err:
+            if not self._cancel.is_set():
+                self.error = str(err)
+            return False
+        except Exception as err:  # noqa: BLE001 - any failure becomes a message, never a crash of QGIS
+            self.error = f"Unexpected error: {err}. Details are in the log (geofm tab)."
+            log(traceback.format_exc(), Qgis.MessageLevel.Critical)
+            return False
+        return not self._cancel.is_set() and type(self.result).__name__ == "FinishedEvent"
+
+    def _progress(self, event: Any) -> None:
+        name = type(event).__name__
+        if name == "StartEvent":
+            self._steps_per_epoch = max(1, event.steps_per_epoch)
+            self._total = max(1, event.total_epochs) * self._steps_per_epoch
+        elif name == "StepEvent" and self._total:
+            done = (event.epoch - 1) * self._steps_per_epoch + event.step
+            self.setProgress(min(99.0, 100.0 * done / self._total))
+        elif name == "ProgressEvent" and event.total:
+            self.setProgress(min(99.0, 100.0 * event.done / event.total))
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check (between steps)."""
+        self._cancel.set()
+        super().cancel()
+
+    def finished(self, result: bool) -> None:  # noqa: FBT001 - QgsTask API
+        """Main thread, after run(): log any error and tell listeners."""
+        if self.error:
+            log(f"{self.description()}: {self.error}", Qgis.MessageLevel.Critical)
+        self.ended.emit(bool(result))

@@ -1,0 +1,107 @@
+"""Processing algorithm 'geofm:predict': apply a model package to a raster; the class raster comes out styled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+
+from .engine_task import preload
+from .package_info import PackageProblem, read_metadata
+from .processing_common import DEVICES, FeedbackCancel, file_of, require_engine, run_job
+from .result_layers import paletted_renderer
+
+#: Post-processors by output path, alive until QGIS has styled the layer (one per output, replaced on rerun).
+STYLERS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
+
+
+class PalettedStyler(QgsProcessingLayerPostProcessorInterface):
+    """Gives the class raster the package's class names and colours when Processing loads it."""
+
+    def __init__(self, classes: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.classes = classes
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        if isinstance(layer, QgsRasterLayer):
+            layer.setRenderer(paletted_renderer(layer, self.classes))
+            layer.triggerRepaint()
+
+
+class PredictAlgorithm(QgsProcessingAlgorithm):
+    """Predict a class raster (and optionally a confidence raster) with a .geofm model package."""
+
+    def name(self) -> str:
+        return "predict"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Predict with segmentation model"
+
+    def group(self) -> str:
+        return "Segmentation"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "segmentation"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Applies a geofm model package (.geofm) to a raster with the same bands as its training image and "
+                "writes a GeoTIFF class map styled with the package's class names and colours; optionally a "
+                "confidence raster. Sliding windows overlap and are blended, so tile seams do not show.")
+
+    def createInstance(self) -> PredictAlgorithm:  # noqa: N802
+        return PredictAlgorithm()
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model package", extension="geofm"))
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster"))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole raster)", optional=True))
+        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Classes"))
+        self.addParameter(QgsProcessingParameterBoolean("CONFIDENCE", "Also write a confidence raster "
+                                                        "(<output>_confidence.tif)", defaultValue=False))
+        self.addOutput(QgsProcessingOutputFile("CONFIDENCE_OUTPUT", "Confidence raster"))
+
+    def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802
+        """Main thread, before processAlgorithm runs in a worker: load the engine here (see preload)."""
+        require_engine()
+        preload("predict")
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+        from ..core.predict import PredictConfig, predict
+
+        package = self.parameterAsFile(parameters, "MODEL", context)
+        try:
+            classes = read_metadata(package)["classes"]
+        except PackageProblem as problem:
+            raise QgsProcessingException(str(problem)) from problem
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        raster = file_of(layer, "raster")
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        options: dict[str, Any] = {}
+        if parameters.get("EXTENT"):
+            extent = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+            options = {"bbox": (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
+                       "bbox_crs": layer.crs().toWkt()}
+        config = PredictConfig(device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                               confidence=self.parameterAsBool(parameters, "CONFIDENCE", context), **options)
+        last = run_job(predict(package, raster, output, config, FeedbackCancel(feedback)), feedback)
+        if type(last).__name__ != "FinishedEvent":
+            raise QgsProcessingException(getattr(last, "message", "") or "Prediction stopped before it finished.")
+        if context.willLoadLayerOnCompletion(output):
+            styler = PalettedStyler(classes)
+            STYLERS[output] = styler  # Processing runs a short-lived copy of the algorithm: keep the styler here
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+        return {"OUTPUT": last.path, "CONFIDENCE_OUTPUT": last.summary.get("outputs", {}).get("confidence")}

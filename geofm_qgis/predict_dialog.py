@@ -1,0 +1,167 @@
+"""The predict dialog: a model package, a raster and an extent in, a PredictRequest out."""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+from pathlib import Path
+
+from qgis.core import QgsGeometry, QgsMapLayerProxyModel, QgsProcessingUtils, QgsVectorLayer
+from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .device import DEVICE_CHOICES, device_text
+from .engine_task import preload
+from .layer_sources import layer_file, output_problem
+from .messages import InputProblem, push
+from .package_info import PACKAGE_FILTER, PackageProblem, read_metadata, summary_html
+from .predict_task import PredictRequest
+
+EXTENTS = (("layer", "Whole layer"), ("canvas", "Current map view"), ("selection", "Selected features of"))
+
+
+class PredictDialog(QDialog):
+    """Choose a package, a raster and an extent; ``start_prediction(PredictRequest)`` on OK."""
+
+    start_prediction = pyqtSignal(object)
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        preload("predict")
+        self.iface = iface
+        self.metadata: dict | None = None
+        self.setWindowTitle("geofm — Predict with a model")
+        self.bar = QgsMessageBar(self)
+
+        self.package_widget = QgsFileWidget()
+        self.package_widget.setFilter(PACKAGE_FILTER)
+        self.summary = QTextBrowser()
+        self.summary.setMinimumHeight(160)
+        self.raster_combo = QgsMapLayerComboBox()
+        self.raster_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.extent_group = QButtonGroup(self)
+        extent_row = QHBoxLayout()
+        for i, (key, text) in enumerate(EXTENTS):
+            button = QRadioButton(text)
+            button.setProperty("extent", key)
+            button.setChecked(i == 0)
+            self.extent_group.addButton(button, i)
+            extent_row.addWidget(button)
+        self.selection_combo = QgsMapLayerComboBox()
+        self.selection_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        extent_row.addWidget(self.selection_combo)
+        self.confidence_check = QCheckBox("Also write a confidence layer (probability of the chosen class)")
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.output_widget.lineEdit().setPlaceholderText("[Save to a temporary file]")
+        self.device_combo = QComboBox()
+        for d in DEVICE_CHOICES:
+            self.device_combo.addItem({"auto": "Best available"}.get(d, d.upper()), d)
+        self.device_label = QLabel(device_text("auto"))
+        self.device_combo.currentIndexChanged.connect(
+            lambda: self.device_label.setText(device_text(self.device_combo.currentData())))
+
+        form = QFormLayout()
+        form.addRow("Model package", self.package_widget)
+        form.addRow("", self.summary)
+        form.addRow("Raster", self.raster_combo)
+        form.addRow("Extent", extent_row)
+        form.addRow("", self.confidence_check)
+        form.addRow("Output", self.output_widget)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.device_label)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        buttons.addButton("Predict", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.bar)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self.package_widget.fileChanged.connect(self.show_package)
+        self.show_package("")
+        self.resize(640, 520)
+
+    def show_package(self, path: str) -> None:
+        """Read the package's metadata and show its summary (or why it cannot be read)."""
+        self.metadata = None
+        if not path:
+            self.summary.setHtml("<p>Choose a .geofm model package: its classes, bands and scores appear here.</p>")
+            return
+        try:
+            self.metadata = read_metadata(path)
+        except PackageProblem as problem:
+            self.summary.setHtml(f"<p style='color:#c62828'>{html.escape(str(problem))}</p>")
+            return
+        self.summary.setHtml(summary_html(self.metadata))
+
+    def request(self) -> PredictRequest:
+        """The validated request; InputProblem (plain words) when something must be fixed first."""
+        from ..core.predict import PredictConfig
+
+        package = self.package_widget.filePath().strip()
+        if self.metadata is None:
+            raise InputProblem(f"{package}: not a readable model package." if package else
+                                 "Choose a model package (.geofm).")
+        layer = self.raster_combo.currentLayer()
+        if layer is None:
+            raise InputProblem("Choose the raster to predict on.")
+        raster = layer_file(layer)
+        if raster is None:
+            raise InputProblem(f"“{layer.name()}” is not a file on disk (e.g. a WMS layer): export it to a "
+                                 "GeoTIFF first (right-click ▸ Export ▸ Save As…).")
+        need = self.metadata.get("bands", {}).get("count")
+        if need is not None and layer.bandCount() != need:
+            raise InputProblem(f"The model needs {need} bands but “{layer.name()}” has {layer.bandCount()}. "
+                                 "Use a raster with the same bands, in the same order, as the training image.")
+        output = self.output_widget.filePath().strip()
+        if not output:
+            output = str(Path(tempfile.mkdtemp(dir=QgsProcessingUtils.tempFolder())) / f"{Path(raster).stem}_classes.tif")
+        problem = output_problem(output, (".tif", ".tiff"))
+        if problem:
+            raise InputProblem(problem)
+        config = PredictConfig(device=self.device_combo.currentData(), confidence=self.confidence_check.isChecked(),
+                               **self._extent())
+        name = f"{Path(raster).stem} — {Path(package).stem}"
+        return PredictRequest(package, raster, output, config, self.metadata["classes"], name)
+
+    def _extent(self) -> dict:
+        key = self.extent_group.checkedButton().property("extent")
+        if key == "canvas":
+            canvas = self.iface.mapCanvas()
+            e = canvas.extent()
+            crs = canvas.mapSettings().destinationCrs()
+            return {"bbox": (e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()), "bbox_crs": crs.toWkt()}
+        if key == "selection":
+            layer = self.selection_combo.currentLayer()
+            if not isinstance(layer, QgsVectorLayer) or layer.selectedFeatureCount() == 0:
+                raise InputProblem("Select one or more polygons first (or choose another extent).")
+            geometry = QgsGeometry.unaryUnion([f.geometry() for f in layer.selectedFeatures()])
+            return {"polygon": json.loads(geometry.asJson()), "polygon_crs": layer.crs().toWkt()}
+        return {}
+
+    def accept(self) -> None:
+        """Validate; on success hand the request on and close."""
+        try:
+            request = self.request()
+        except InputProblem as problem:
+            push(self.bar, "Cannot predict yet", str(problem))
+            return
+        self.start_prediction.emit(request)
+        super().accept()

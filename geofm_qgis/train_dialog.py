@@ -1,0 +1,410 @@
+"""The train dialog: layers and parameters in, a validated TrainConfig out. No ML logic lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsCoordinateTransform,
+    QgsMapLayer,
+    QgsMapLayerProxyModel,
+    QgsProject,
+    QgsRasterDataProvider,
+    QgsRasterLayer,
+    QgsTask,
+    QgsVectorLayer,
+)
+from qgis.gui import QgsDoubleSpinBox, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import settings
+from .classes_table import ClassTable, classes_from_layer
+from .device import DEVICE_CHOICES, device_text
+from .engine_task import preload
+from .layer_sources import export_raster, layer_file, output_problem
+from .messages import InputProblem, push
+
+WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("none", "None (train from scratch)"), ("file", "From a file…"))
+VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
+
+
+class TrainDialog(QDialog):
+    """Choose image and labels, check they line up, set parameters; ``start_training(TrainConfig)`` on OK."""
+
+    start_training = pyqtSignal(object)
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        preload("train")
+        self.iface = iface
+        self.grid_report = None
+        self.setWindowTitle("geofm — Train a segmentation model")
+        self.bar = QgsMessageBar(self)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.bar)
+        columns = QHBoxLayout()
+        columns.addWidget(self._data_group(), 3)
+        columns.addWidget(self._parameter_group(), 2)
+        layout.addLayout(columns)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.train_button = buttons.addButton("Train", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+        self.image_combo.layerChanged.connect(self.update_grid)
+        self.label_combo.layerChanged.connect(self._labels_changed)
+        self.field_combo.fieldChanged.connect(self._field_changed)
+        self.tile_spin.valueChanged.connect(self.update_grid)
+        self._labels_changed(self.label_combo.currentLayer())
+        self.resize(1000, 640)
+
+    # -- building ----------------------------------------------------------------------------------------------
+    def _data_group(self) -> QGroupBox:
+        box = QGroupBox("Data")
+        form = QFormLayout(box)
+        self.image_combo = QgsMapLayerComboBox()
+        self.image_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.label_combo = QgsMapLayerComboBox()
+        self.label_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer | QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.field_combo = QgsFieldComboBox()
+        self.field_combo.setAllowEmptyFieldName(True)
+        self.class_table = ClassTable()
+        self.class_table.setMinimumHeight(150)
+        reload_button = QPushButton("Reload from the layer's style")
+        reload_button.clicked.connect(self.reload_classes)
+        self.grid_label = QLabel()
+        self.grid_label.setWordWrap(True)
+        self.grid_label.setTextFormat(Qt.TextFormat.RichText)
+        self.grid_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.grid_label.setMinimumHeight(90)
+        self.align_button = QPushButton("Align the labels to the image grid")
+        self.align_button.clicked.connect(self.align_labels)
+        self.export_button = QPushButton("Export the image to a GeoTIFF first")
+        self.export_button.clicked.connect(self.export_image)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Labels", self.label_combo)
+        form.addRow("Class field", self.field_combo)
+        form.addRow("Classes", self.class_table)
+        form.addRow("", reload_button)
+        form.addRow("Grid check", self.grid_label)
+        row = QHBoxLayout()
+        row.addWidget(self.align_button)
+        row.addWidget(self.export_button)
+        row.addStretch()
+        form.addRow("", row)
+        return box
+
+    def _parameter_group(self) -> QGroupBox:
+        from ..core.config import BACKBONES, DECODERS
+
+        values = settings.load()
+        box = QGroupBox("Model and training")
+        grid = QGridLayout(box)
+        self.backbone_combo = _combo([(b, b) for b in BACKBONES], values["backbone"])
+        self.decoder_combo = _combo([(d, {"fpn": "FPN", "simple": "Simple"}[d]) for d in DECODERS], values["decoder"])
+        remembered = values["weights"]
+        self.weights_combo = _combo(list(WEIGHTS), remembered if remembered in ("imagenet", "none") else "file")
+        self.weights_file = QgsFileWidget()
+        self.weights_file.setFilter("PyTorch weights (*.pth *.pt)")
+        if remembered not in ("imagenet", "none"):
+            self.weights_file.setFilePath(remembered)
+        self.weights_combo.currentIndexChanged.connect(self._weights_changed)
+        weights_row = QWidget()
+        row = QHBoxLayout(weights_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.weights_combo)
+        row.addWidget(self.weights_file, 1)
+        self.tile_spin = _spin(32, 2048, values["tile_size"], step=32, suffix=" px")
+        self.overlap_spin = _spin(0, 75, round(values["overlap"] * 100), step=5, suffix=" %")
+        self.batch_spin = _spin(1, 512, values["batch_size"])
+        self.epochs_spin = _spin(1, 1000, values["epochs"])
+        self.lr_spin = QgsDoubleSpinBox()
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(0.00001, 1.0)
+        self.lr_spin.setSingleStep(0.0001)
+        self.lr_spin.setValue(values["lr"])
+        self.val_spin = _spin(0, 90, round(values["val_fraction"] * 100), step=5, suffix=" %")
+        self.device_combo = _combo([(d, {"auto": "Best available"}.get(d, d.upper())) for d in DEVICE_CHOICES],
+                                   values["device"])
+        self.device_label = QLabel(device_text(values["device"]))
+        self.device_combo.currentIndexChanged.connect(
+            lambda: self.device_label.setText(device_text(self.device_combo.currentData())))
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.output_widget.setFilter("geofm model package (*.geofm)")
+        self.output_widget.setConfirmOverwrite(True)
+        folder = values["output_folder"] or str(Path.home())
+        self.output_widget.setFilePath(str(Path(folder) / "model.geofm"))
+
+        rows = [("Backbone", self.backbone_combo), ("Decoder", self.decoder_combo),
+                ("Pretrained weights", weights_row), ("Tile size", self.tile_spin),
+                ("Tile overlap", self.overlap_spin), ("Batch size", self.batch_spin), ("Epochs", self.epochs_spin),
+                ("Learning rate", self.lr_spin), ("Validation share", self.val_spin), ("Device", self.device_combo),
+                ("", self.device_label), ("Save model as", self.output_widget)]
+        for i, (text, widget) in enumerate(rows):
+            grid.addWidget(QLabel(text), i, 0)
+            grid.addWidget(widget, i, 1)
+        grid.setRowStretch(len(rows), 1)
+        self._weights_changed()
+        return box
+
+    # -- reacting ----------------------------------------------------------------------------------------------
+    def _weights_changed(self) -> None:
+        self.weights_file.setVisible(self.weights_combo.currentData() == "file")
+
+    def _labels_changed(self, layer: QgsMapLayer | None) -> None:
+        is_vector = isinstance(layer, QgsVectorLayer)
+        self.field_combo.setEnabled(is_vector)
+        self.field_combo.setLayer(layer if is_vector else None)
+        if is_vector and not self.field_combo.currentField() and layer.fields().count():
+            self.field_combo.setField(layer.fields().at(0).name())
+        self.reload_classes()
+        self.update_grid()
+
+    def _field_changed(self, _field: str) -> None:
+        self.reload_classes()
+        self.update_grid()
+
+    def reload_classes(self) -> None:
+        """Fill the class table from the label layer's paletted / categorised style or its values."""
+        layer, field = self.label_combo.currentLayer(), self.field_combo.currentField()
+        classes = classes_from_layer(layer, field)
+        text_field = isinstance(layer, QgsVectorLayer) and bool(field) and layer.fields().indexOf(field) >= 0 and (
+            not layer.fields().field(field).isNumeric())
+        self.class_table.set_classes(classes, names_editable=not text_field)
+
+    def update_grid(self) -> None:
+        """Re-run the grid check on the chosen layers and show its verdict in plain words."""
+        self.grid_report = None
+        self.align_button.setVisible(False)
+        image, labels = self.image_combo.currentLayer(), self.label_combo.currentLayer()
+        self.export_button.setVisible(image is not None and layer_file(image) is None)
+        if image is None or labels is None:
+            self._show_grid("unusable", "Choose an image layer and a label layer.")
+            return
+        if layer_file(image) is None:
+            self._show_grid("unusable", f"“{image.name()}” is not a file on disk (e.g. a WMS or virtual layer). "
+                                        "Export it to a GeoTIFF first: the button below does it.")
+            return
+        if layer_file(labels) is None:
+            self._show_grid("unusable", f"“{labels.name()}” is not a file on disk. Save it to a file first "
+                                        "(right-click ▸ Export ▸ Save As…).")
+            return
+        if isinstance(labels, QgsVectorLayer):
+            self._show_grid(*self._vector_check(image, labels))
+            return
+        from ..core.errors import GeoFMError
+        from ..core.grid import check_grid
+
+        try:
+            self.grid_report = check_grid(layer_file(image), layer_file(labels), self.tile_spin.value())
+        except GeoFMError as err:
+            self._show_grid("unusable", str(err))
+            return
+        self.align_button.setVisible(self.grid_report.verdict == "align_labels")
+        self._show_grid(self.grid_report.verdict, self.grid_report.summary)
+
+    def _vector_check(self, image: QgsRasterLayer, labels: QgsVectorLayer) -> tuple[str, str]:
+        field = self.field_combo.currentField()
+        if not field or labels.fields().indexOf(field) < 0:
+            return "unusable", _no_field_text(labels, field)
+        lines = [f"Image {image.crs().authid() or image.crs().description()}, "
+                 f"{image.rasterUnitsPerPixelX():g} × {image.rasterUnitsPerPixelY():g} per pixel."]
+        if labels.crs() != image.crs():
+            lines.append(f"The polygons ({labels.crs().authid()}) are reprojected to the image's CRS "
+                         f"({image.crs().authid()}) when they are burnt into label tiles.")
+        extent = QgsCoordinateTransform(labels.crs(), image.crs(), QgsProject.instance()).transformBoundingBox(
+            labels.extent())
+        if not extent.intersects(image.extent()):
+            return "unusable", "The polygons do not overlap the image at all: check both layers' CRS."
+        lines.append(f"{labels.featureCount()} polygons; classes from field “{field}”.")
+        return "aligned", "Image and labels line up: ready to train.\n" + "\n".join(f"- {t}" for t in lines)
+
+    def _show_grid(self, verdict: str, text: str) -> None:
+        colour = VERDICT_COLOURS[verdict]
+        head, _, rest = text.partition("\n")
+        body = "<br>".join(line.replace("<", "&lt;") for line in rest.splitlines())
+        self.grid_label.setText(f"<b style='color:{colour}'>{head.replace('<', '&lt;')}</b><br>{body}")
+
+    # -- actions -----------------------------------------------------------------------------------------------
+    def align_labels(self) -> QgsTask:
+        """Write the labels warped onto the image grid (nearest neighbour) and select the result."""
+        image, labels = layer_file(self.image_combo.currentLayer()), layer_file(self.label_combo.currentLayer())
+        target = _free_path(Path(labels), "_aligned", ".tif")
+        self.align_button.setEnabled(False)
+
+        def work(_task):
+            from ..core.grid import write_aligned_labels
+
+            return str(write_aligned_labels(labels, image, target))
+
+        def done(exception, result=None):
+            self.align_button.setEnabled(True)
+            if exception is not None:
+                push(self.bar, "Aligning failed", str(exception), Qgis.MessageLevel.Critical)
+                return
+            self._add_and_select(QgsRasterLayer(result, Path(result).stem), self.label_combo)
+
+        task = QgsTask.fromFunction("geofm: aligning labels", work, on_finished=done)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def export_image(self) -> str | None:
+        """Export a non-file image layer (WMS, virtual…) to a GeoTIFF and select that instead."""
+        layer = self.image_combo.currentLayer()
+        if layer is None:
+            return None
+        provider = layer.dataProvider()
+        if provider.capabilities() & QgsRasterDataProvider.Capability.Size and provider.xSize() > 0:
+            extent, pixel = layer.extent(), layer.extent().width() / provider.xSize()
+        else:  # web layers have no native size: take what the map shows, at the map's resolution
+            canvas = self.iface.mapCanvas()
+            extent, pixel = canvas.extent(), canvas.mapUnitsPerPixel()
+        target = _free_path(Path(tempfile.gettempdir()) / "geofm" / _safe(layer.name()), "", ".tif")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        problem = export_raster(layer, str(target), extent, pixel)
+        if problem:
+            push(self.bar, "Export failed", problem, Qgis.MessageLevel.Critical)
+            return None
+        self._add_and_select(QgsRasterLayer(str(target), f"{layer.name()} (GeoTIFF)"), self.image_combo)
+        push(self.bar, "Exported", f"{layer.name()} was saved to {target}.", Qgis.MessageLevel.Success, 8)
+        return str(target)
+
+    def _add_and_select(self, layer: QgsMapLayer, combo: QgsMapLayerComboBox) -> None:
+        QgsProject.instance().addMapLayer(layer)
+        combo.setLayer(layer)
+
+    # -- result ------------------------------------------------------------------------------------------------
+    def config(self):
+        """The TrainConfig the widgets describe, validated; InputProblem (plain words) when something is off."""
+        from ..core.config import TrainConfig
+        from ..core.errors import GeoFMError
+
+        image, labels = self.image_combo.currentLayer(), self.label_combo.currentLayer()
+        if image is None or labels is None:
+            raise InputProblem("Choose an image layer and a label layer.")
+        image_path = layer_file(image)
+        if image_path is None:
+            raise InputProblem(f"“{image.name()}” is not a file on disk (it may be a WMS, XYZ or virtual layer): "
+                               "geofm trains on raster files. Export it to a GeoTIFF first.")
+        label_path = layer_file(labels)
+        if label_path is None:
+            raise InputProblem(f"“{labels.name()}” is not a file on disk. Save it to a file first.")
+        field = None
+        if isinstance(labels, QgsVectorLayer):
+            field = self.field_combo.currentField()
+            if not field or labels.fields().indexOf(field) < 0:
+                raise InputProblem(_no_field_text(labels, field))
+        if self.grid_report is not None and self.grid_report.verdict == "unusable":
+            raise InputProblem(self.grid_report.summary)
+        output = self.output_widget.filePath().strip()
+        problem = output_problem(output, (".geofm",))
+        if problem:
+            raise InputProblem(problem)
+        weights = self.weights_combo.currentData()
+        if weights == "file":
+            weights = self.weights_file.filePath()
+            if not os.path.isfile(weights):
+                raise InputProblem("Choose the weights file, or pick ImageNet or None as pretrained weights.")
+        tile = self.tile_spin.value()
+        config = TrainConfig(
+            images=[image_path], labels=[label_path], label_field=field,
+            classes=self.class_table.classes() or None,
+            align_labels=self.grid_report is not None and self.grid_report.verdict == "align_labels",
+            backbone=self.backbone_combo.currentData(), decoder=self.decoder_combo.currentData(), weights=weights,
+            tile_size=tile, stride=max(1, round(tile * (1 - self.overlap_spin.value() / 100))),
+            batch_size=self.batch_spin.value(), epochs=self.epochs_spin.value(), lr=self.lr_spin.value(),
+            val_fraction=self.val_spin.value() / 100, device=self.device_combo.currentData(), output=output,
+            num_workers=None if sys.platform.startswith("linux") else 0,  # spawn would start QGIS itself
+        )
+        try:
+            return config.validate()
+        except GeoFMError as err:
+            raise InputProblem(str(err)) from err
+
+    def remember(self) -> None:
+        """Store the parameters in QgsSettings for the next session."""
+        weights = self.weights_combo.currentData()
+        settings.save({
+            "backbone": self.backbone_combo.currentData(), "decoder": self.decoder_combo.currentData(),
+            "weights": self.weights_file.filePath() if weights == "file" else weights,
+            "tile_size": self.tile_spin.value(), "overlap": self.overlap_spin.value() / 100,
+            "batch_size": self.batch_spin.value(), "epochs": self.epochs_spin.value(), "lr": self.lr_spin.value(),
+            "val_fraction": self.val_spin.value() / 100, "device": self.device_combo.currentData(),
+            "output_folder": str(Path(self.output_widget.filePath()).parent),
+        })
+
+    def accept(self) -> None:
+        """Validate; on success remember the parameters, hand the config on and close."""
+        try:
+            config = self.config()
+        except InputProblem as problem:
+            push(self.bar, "Cannot train yet", str(problem))
+            return
+        self.remember()
+        self.start_training.emit(config)
+        super().accept()
+
+
+def _no_field_text(layer: QgsVectorLayer, field: str | None) -> str:
+    names = [f.name() for f in layer.fields()]
+    if not names:
+        return (f"“{layer.name()}” has no attribute field, so it cannot say which class each polygon is. "
+                "Add a field with the class names or numbers.")
+    if field:
+        return f"“{layer.name()}” has no field “{field}”. Pick the class field among: {', '.join(names)}."
+    return f"Pick the field of “{layer.name()}” that holds each polygon's class ({', '.join(names)})."
+
+
+def _combo(items: list[tuple[str, str]], current: str) -> QComboBox:
+    combo = QComboBox()
+    for data, text in items:
+        combo.addItem(text, data)
+    index = combo.findData(current)
+    combo.setCurrentIndex(max(0, index))
+    return combo
+
+
+def _spin(low: int, high: int, value: int, step: int = 1, suffix: str = "") -> QgsSpinBox:
+    spin = QgsSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setValue(value)
+    spin.setClearValue(value)
+    return spin
+
+
+def _free_path(base: Path, tag: str, suffix: str) -> Path:
+    """``base`` with ``tag`` and ``suffix``, numbered when taken; in the temp folder when not writable."""
+    folder = base.parent if os.access(base.parent, os.W_OK) else Path(tempfile.gettempdir())
+    candidate = folder / f"{base.stem}{tag}{suffix}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{base.stem}{tag}_{n}{suffix}"
+    return candidate
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "layer"

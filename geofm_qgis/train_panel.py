@@ -1,0 +1,193 @@
+"""The live training panel: loss and mIoU curves, epoch, speed, ETA, Cancel, and the final summary."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import Qt, QTimer
+from qgis.PyQt.QtWidgets import QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from .engine_task import EngineTask
+
+REDRAW_MS = 400
+
+
+class TrainPanel(QgsDockWidget):
+    """Follows one training task; several panels follow several tasks independently."""
+
+    def __init__(self, task: EngineTask, output: str, parent: QWidget | None = None) -> None:
+        super().__init__(f"geofm training — {Path(output).name}", parent)
+        self.setObjectName(f"geofm-train-{id(task)}")
+        self.task = task
+        self.output = output
+        self.steps: list[tuple[float, float]] = []  # (fractional epoch, loss)
+        self.epochs: list[dict[str, Any]] = []
+        self.steps_per_epoch = 1
+        self.total_epochs = 1
+        self.started = time.monotonic()
+        self.finished_event = None
+        self.cancelled_event = None
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.status = QLabel("Preparing tiles…")
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.figure = Figure(figsize=(4.6, 3.4), dpi=90, layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(260)
+        self.loss_axes = self.figure.add_subplot(2, 1, 1)
+        self.miou_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
+        self.summary = QTextBrowser()
+        self.summary.setOpenExternalLinks(False)
+        self.summary.setVisible(False)
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.clicked.connect(self.cancel)
+        for widget, stretch in ((self.status, 0), (self.progress, 0), (self.canvas, 2), (self.summary, 1),
+                                (self.cancel_button, 0)):
+            layout.addWidget(widget, stretch)
+        self.setWidget(body)
+
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._redraw_if_dirty)
+        self._timer.start()
+        self._draw()
+        task.engine_event.connect(self.on_event, Qt.ConnectionType.QueuedConnection)
+        task.ended.connect(self.on_ended)
+
+    # -- events (main thread) --------------------------------------------------------------------------------
+    def on_event(self, event: Any) -> None:
+        """Take one engine event into the panel."""
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_StartEvent(self, event) -> None:  # noqa: N802
+        self.steps_per_epoch = max(1, event.steps_per_epoch)
+        self.total_epochs = max(1, event.total_epochs)
+        self.started = time.monotonic()
+        self.status.setText(f"Training on {event.device}: {event.train_tiles} training tiles, "
+                            f"{event.val_tiles} validation tiles.")
+
+    def _on_StepEvent(self, event) -> None:  # noqa: N802
+        self.steps.append((event.epoch - 1 + event.step / self.steps_per_epoch, event.loss))
+        done = (event.epoch - 1) * self.steps_per_epoch + event.step
+        total = self.total_epochs * self.steps_per_epoch
+        self.progress.setValue(min(100, round(100 * done / total)))
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / max(done, 1) * max(total - done, 0)
+        self.status.setText(f"Epoch {event.epoch} of {self.total_epochs} · step {event.step} of "
+                            f"{self.steps_per_epoch} · loss {event.loss:.3f} · {event.tiles_per_s:.1f} tiles/s · "
+                            f"ETA {_duration(eta)}")
+        self._dirty = True
+
+    def _on_EpochEvent(self, event) -> None:  # noqa: N802
+        self.epochs.append({"epoch": event.epoch, "train_loss": event.train_loss, "val_loss": event.val_loss,
+                            "miou": event.metrics.get("mean_iou")})
+        self._dirty = True
+
+    def _on_FinishedEvent(self, event) -> None:  # noqa: N802
+        self.finished_event = event
+
+    def _on_CancelledEvent(self, event) -> None:  # noqa: N802
+        self.cancelled_event = event
+
+    def _on_WarningEvent(self, event) -> None:  # noqa: N802
+        self.status.setText(f"⚠ {event.message}")
+
+    def on_ended(self, ok: bool) -> None:  # noqa: FBT001
+        """The task is over: show the summary, the cancellation note or the error."""
+        self._timer.stop()
+        self._draw()
+        self.cancel_button.setEnabled(False)
+        self.summary.setVisible(True)
+        if ok and self.finished_event is not None:
+            self.progress.setValue(100)
+            self.status.setText("Training finished.")
+            self.summary.setHtml(summary_html(self.finished_event.summary, self.finished_event.path))
+        elif self.cancelled_event is not None or self.task.isCanceled():
+            message = self.cancelled_event.message if self.cancelled_event else "Training cancelled."
+            self.status.setText(message)
+            self.summary.setHtml(f"<p>{html.escape(message)}</p>")
+        else:
+            self.status.setText("Training failed.")
+            self.summary.setHtml(f"<p style='color:#c62828'>{html.escape(self.task.error)}</p>".replace("\n", "<br>"))
+
+    def cancel(self) -> None:
+        """Ask the task to stop after the current step."""
+        self.cancel_button.setEnabled(False)
+        self.status.setText("Cancelling after the current step…")
+        self.task.cancel()
+
+    # -- drawing -----------------------------------------------------------------------------------------------
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty:
+            self._draw()
+
+    def _draw(self) -> None:
+        self._dirty = False
+        loss, miou = self.loss_axes, self.miou_axes
+        loss.clear()
+        miou.clear()
+        if self.steps:
+            x, y = zip(*self.steps, strict=True)
+            loss.plot(x, y, color="#9ecae1", linewidth=0.8, label="step loss")
+        done = [e for e in self.epochs if e["train_loss"] is not None]
+        if done:
+            loss.plot([e["epoch"] for e in done], [e["train_loss"] for e in done], "o-", color="#08519c",
+                      label="epoch loss")
+        val = [e for e in self.epochs if e["val_loss"] is not None]
+        if val:
+            loss.plot([e["epoch"] for e in val], [e["val_loss"] for e in val], "s--", color="#e6550d",
+                      label="validation loss")
+        scored = [e for e in self.epochs if e["miou"] is not None]
+        if scored:
+            miou.plot([e["epoch"] for e in scored], [e["miou"] for e in scored], "o-", color="#31a354")
+        loss.set_ylabel("loss")
+        miou.set_ylabel("validation mIoU")
+        miou.set_xlabel("epoch")
+        miou.set_ylim(0, 1)
+        loss.set_xlim(0, max(1, self.total_epochs))
+        if self.steps or done:
+            loss.legend(loc="upper right", fontsize="small")
+        for axes in (loss, miou):
+            axes.grid(True, alpha=0.3)
+            axes.tick_params(labelsize="small")
+        self.canvas.draw_idle()
+
+
+def summary_html(summary: dict[str, Any], path: str) -> str:
+    """The end-of-training summary: mean IoU, per-class IoU table and where the package is."""
+    metrics = summary.get("metrics") or {}
+    rows = "".join(
+        f"<tr><td>{html.escape(str(c.get('name', '')))}</td><td align='right'>{_pct(c.get('iou'))}</td>"
+        f"<td align='right'>{_pct(c.get('f1'))}</td></tr>"
+        for c in metrics.get("per_class", [])
+    )
+    head = (f"<p><b>Mean IoU {_pct(metrics.get('mean_iou'))}</b>, overall accuracy "
+            f"{_pct(metrics.get('overall_accuracy'))} (best epoch {summary.get('best_epoch', '?')} of "
+            f"{summary.get('epochs_run', '?')}).</p>")
+    table = f"<table cellspacing='0' cellpadding='2'><tr><th>Class</th><th>IoU</th><th>F1</th></tr>{rows}</table>"
+    return f"{head}{table if rows else ''}<p>Model saved to <b>{html.escape(path)}</b></p>"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

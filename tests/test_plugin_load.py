@@ -1,0 +1,67 @@
+"""The plugin loads into QGIS, adds its menu, toolbar and Processing provider, and unloads cleanly."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsApplication
+
+import geofm
+from geofm.geofm_qgis import deps, plugin
+
+
+@pytest.fixture
+def loaded(qgis_iface):
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()
+
+
+def test_menu_toolbar_and_provider(loaded, qgis_iface):
+    texts = [a.text() for a in loaded.actions]
+    assert texts == ["Train model…", "Predict…", "Model info…"]
+    menus = [call.args for call in qgis_iface.addPluginToRasterMenu.call_args_list]
+    assert all(menu == plugin.MENU for menu, _ in menus[-3:])
+    assert [a.text() for a in loaded.toolbar.actions()] == texts
+    provider = QgsApplication.processingRegistry().providerById("geofm")
+    assert provider is not None
+    assert {a.id() for a in provider.algorithms()} == {"geofm:train", "geofm:predict"}
+    assert loaded.deps_dialog is None  # everything is installed here: no dialog
+
+
+def test_unload_removes_everything(qgis_iface):
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    actions = list(instance.actions)
+    instance.unload()
+    assert QgsApplication.processingRegistry().providerById("geofm") is None
+    removed = [call.args[1] for call in qgis_iface.removePluginRasterMenu.call_args_list]
+    assert all(a in removed for a in actions)
+
+
+def test_model_info_opens_without_a_package(loaded):
+    dialog = loaded.open_info()
+    assert "Choose a .geofm" in dialog.browser.toPlainText()
+    dialog.close()
+
+
+def test_device_is_named(loaded):
+    dialog = loaded.open_train()
+    text = dialog.device_label.text()
+    assert any(word in text for word in ("NVIDIA", "Apple MPS", "CPU only")), text
+    dialog.close()
+
+
+def test_metadata_is_complete():
+    from configparser import ConfigParser
+    from pathlib import Path
+
+    parser = ConfigParser()
+    parser.read(Path(geofm.__file__).parent / "metadata.txt", encoding="utf-8")
+    general = parser["general"]
+    for key in ("name", "description", "about", "version", "qgisMinimumVersion", "qgisMaximumVersion", "author",
+                "email", "homepage", "repository", "tracker", "tags", "category", "icon", "license", "experimental"):
+        assert general.get(key), key
+    assert general["name"] == "geofm" and general["version"] == "0.1.0" and general["category"] == "Raster"
+    assert (Path(geofm.__file__).parent / general["icon"]).is_file()
+    assert deps.REQUIREMENTS.keys() == {"torch", "torchvision", "rasterio"}

@@ -1,0 +1,114 @@
+"""The predict dialog, prediction as a QgsTask, and the styled result layers; the Model info dialog."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsRectangle
+
+import geofm
+from geofm.geofm_qgis.package_info import ModelInfoDialog, read_metadata
+from geofm.geofm_qgis.result_layers import GROUP
+
+from qgis_helpers import process_until, train_package
+from rasters import write_raster
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return train_package(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture
+def plugin(qgis_iface, qgis_new_project):
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()
+
+
+def _dialog(plugin, package_path, layer):
+    dialog = plugin.open_predict()
+    dialog.package_widget.setFilePath(str(package_path))
+    dialog.raster_combo.setLayer(layer)
+    return dialog
+
+
+def _run(plugin, request):
+    task = plugin.start_prediction(request)
+    done = []
+    task.ended.connect(done.append)
+    process_until(lambda: bool(done), timeout=180)
+    assert done == [True], task.error
+    return task
+
+
+def test_prediction_lands_as_a_paletted_layer_with_the_package_classes(plugin, package, tmp_path):
+    model, image = package
+    layer = QgsRasterLayer(str(image), "image")
+    QgsProject.instance().addMapLayer(layer)
+    dialog = _dialog(plugin, model, layer)
+    summary = dialog.summary.toPlainText()
+    assert "class 10" in summary and "Bands: 4" in summary and "Tile size: 64" in summary
+    dialog.confidence_check.setChecked(True)
+    dialog.output_widget.setFilePath(str(tmp_path / "classes.tif"))
+    request = dialog.request()
+    _run(plugin, request)
+
+    meta = read_metadata(str(model))
+    expected = [(float(c["value"]), c["name"], c["colour"]) for c in meta["classes"]]
+    found = [lyr for lyr in QgsProject.instance().mapLayers().values()
+             if isinstance(lyr, QgsRasterLayer) and isinstance(lyr.renderer(), QgsPalettedRasterRenderer)]
+    assert found, "no paletted layer in the project"
+    classes = [(c.value, c.label, c.color.name()) for c in found[0].renderer().classes()]
+    assert classes == expected
+    group = QgsProject.instance().layerTreeRoot().findGroup(GROUP)
+    names = [node.name() for node in group.findLayers()]
+    assert found[0].name() in names and any("confidence" in n for n in names)
+    assert (tmp_path / "classes_confidence.tif").is_file()
+
+
+def test_temporary_output_and_canvas_extent(plugin, package, qgis_iface):
+    model, image = package
+    layer = QgsRasterLayer(str(image), "image")
+    QgsProject.instance().addMapLayer(layer)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setDestinationCrs(layer.crs())
+    e = layer.extent()
+    canvas.setExtent(QgsRectangle(e.xMinimum(), e.yMinimum(), e.xMinimum() + e.width() / 3, e.yMinimum() + e.height() / 3))
+    shown = canvas.extent()
+    dialog = _dialog(plugin, model, layer)
+    dialog.extent_group.button(1).setChecked(True)
+    request = dialog.request()
+    assert request.output.endswith("_classes.tif")
+    assert request.config.bbox == pytest.approx((shown.xMinimum(), shown.yMinimum(), shown.xMaximum(), shown.yMaximum()))
+    task = _run(plugin, request)
+    assert task.result.summary["height"] < layer.height()
+
+
+def test_band_mismatch_and_unwritable_output_are_messages(plugin, package, tmp_path):
+    model, _ = package
+    three = write_raster(tmp_path / "three.tif", np.zeros((3, 64, 64), dtype=np.float32))
+    layer = QgsRasterLayer(str(three), "three bands")
+    QgsProject.instance().addMapLayer(layer)
+    dialog = _dialog(plugin, model, layer)
+    dialog.accept()
+    assert "needs 4 bands" in dialog.bar.currentItem().text() and dialog.isVisible()
+
+    four = write_raster(tmp_path / "four.tif", np.zeros((4, 64, 64), dtype=np.float32))
+    dialog.raster_combo.setLayer(QgsProject.instance().addMapLayer(QgsRasterLayer(str(four), "four")))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    dialog.output_widget.setFilePath(str(blocker / "out.tif"))
+    dialog.accept()
+    assert "not writable" in dialog.bar.currentItem().text()
+
+    dialog.package_widget.setFilePath(str(blocker))
+    assert "not a geofm model package" in dialog.summary.toPlainText()
+
+
+def test_model_info_shows_the_summary(package):
+    model, _ = package
+    dialog = ModelInfoDialog(path=str(model))
+    text = dialog.browser.toPlainText()
+    assert "resnet18" in text and "class 20" in text and "mean IoU" in text

@@ -1,0 +1,107 @@
+"""Both Processing algorithms through processing.run, as the Modeler, batch mode and qgis_process call them."""
+
+from __future__ import annotations
+
+import pytest
+from qgis.core import QgsPalettedRasterRenderer, QgsProcessingContext, QgsProcessingFeedback, QgsProject
+
+import geofm
+from geofm.geofm_qgis.package_info import read_metadata
+
+from qgis_helpers import train_package
+from rasters import separable_scene
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    return train_package(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture
+def provider(qgis_iface, qgis_processing, qgis_new_project):
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance.provider
+    instance.unload()
+
+
+def test_train_algorithm_writes_a_package(provider, tmp_path):
+    import processing
+
+    img, lbl = separable_scene(tmp_path, size=256)
+    result = processing.run("geofm:train", {
+        "IMAGE": str(img), "LABELS": str(lbl), "BACKBONE": 0, "DECODER": 0, "WEIGHTS": 1, "TILE_SIZE": 64,
+        "OVERLAP": 0.5, "BATCH_SIZE": 8, "EPOCHS": 1, "VAL_FRACTION": 0.25, "DEVICE": 1,
+        "OUTPUT": str(tmp_path / "model.geofm")}, feedback=QgsProcessingFeedback())
+    assert result["OUTPUT"] == str(tmp_path / "model.geofm")
+    assert read_metadata(result["OUTPUT"])["tile_size"] == 64
+    assert 0.0 <= result["MEAN_IOU"] <= 1.0
+
+
+def test_train_algorithm_reports_bad_input_plainly(provider, tmp_path, scene_image, scene_polygons):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="class field"):
+        processing.run("geofm:train", {"IMAGE": str(scene_image), "LABELS": str(scene_polygons),
+                                       "OUTPUT": str(tmp_path / "m.geofm")})
+
+
+def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
+    import processing
+
+    model, image = package
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    output = str(tmp_path / "classes.tif")
+    result = processing.runAndLoadResults("geofm:predict", {
+        "MODEL": str(model), "INPUT": str(image), "DEVICE": 1, "CONFIDENCE": True, "OUTPUT": output},
+        context=context, feedback=QgsProcessingFeedback())
+    assert result["OUTPUT"] == output and result["CONFIDENCE_OUTPUT"].endswith("classes_confidence.tif")
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == output]
+    assert layers and isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
+    names = [c.label for c in layers[0].renderer().classes()]
+    assert names == [c["name"] for c in read_metadata(str(model))["classes"]]
+
+
+def test_predict_algorithm_band_mismatch(provider, package, tmp_path):
+    import numpy as np
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from rasters import write_raster
+
+    model, _ = package
+    three = write_raster(tmp_path / "three.tif", np.zeros((3, 64, 64), dtype=np.float32))
+    with pytest.raises(QgsProcessingException, match="4 bands"):
+        processing.run("geofm:predict", {"MODEL": str(model), "INPUT": str(three), "OUTPUT": str(tmp_path / "o.tif")})
+
+
+def test_qgis_process_runs_predict_from_a_profile(package, tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Debian's qgis_process wrapper passes --noversioncheck, which the 3.22 binary rejects: call the binary itself.
+    binary = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+    if binary is None:
+        pytest.skip("qgis_process is not installed")
+    plugins = tmp_path / "profiles" / "default" / "python" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "geofm").symlink_to(Path(geofm.__file__).resolve().parent)
+    (tmp_path / "profiles" / "default" / "QGIS").mkdir()
+    (tmp_path / "profiles" / "default" / "QGIS" / "QGIS3.ini").write_text("[PythonPlugins]\ngeofm=true\n")
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(site)}
+    model, image = package
+    output = tmp_path / "qp_classes.tif"
+    result = subprocess.run([binary, "--json", "run", "geofm:predict", "--", f"MODEL={model}", f"INPUT={image}",
+                             "DEVICE=1", f"OUTPUT={output}"], capture_output=True, text=True, timeout=300, env=env,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert json.loads(result.stdout[result.stdout.index("{"):])["results"]["OUTPUT"] == str(output)
+    assert output.is_file()

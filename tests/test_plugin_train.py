@@ -1,0 +1,233 @@
+"""The train dialog on real layers, and training as a QgsTask with its live panel, while the UI keeps running."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsFillSymbol,
+    QgsPalettedRasterRenderer,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRendererCategory,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtGui import QColor
+
+import geofm
+
+from qgis_helpers import Heartbeat, process_until
+from rasters import separable_scene
+
+
+@pytest.fixture
+def plugin(qgis_iface, qgis_new_project):
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()
+
+
+def _add(layer):
+    assert layer.isValid(), layer.source()
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+def _dialog(plugin, image, labels, field: str | None = None):
+    dialog = plugin.open_train()
+    dialog.image_combo.setLayer(image)
+    dialog.label_combo.setLayer(labels)
+    if field:
+        dialog.field_combo.setField(field)
+    return dialog
+
+
+def _bar_text(dialog) -> str:
+    item = dialog.bar.currentItem()
+    return item.text() if item is not None else ""
+
+
+def test_scene_grid_verdict_and_classes(plugin, scene_image, scene_labels):
+    image = _add(QgsRasterLayer(str(scene_image), "landsat"))
+    labels = _add(QgsRasterLayer(str(scene_labels), "strata"))
+    dialog = _dialog(plugin, image, labels)
+    assert dialog.grid_report is not None
+    assert dialog.grid_report.verdict == "aligned"
+    text = dialog.grid_label.text()
+    assert "EPSG:32119" in text and "EPSG:3358" in text and "line up" in text
+    assert [c["value"] for c in dialog.class_table.classes()] == [1, 2, 3, 4, 5, 6, 7]
+    assert not dialog.align_button.isVisible()
+    dialog.close()
+
+
+def test_shifted_labels_can_be_aligned_with_one_button(plugin, tmp_path):
+    img, _ = separable_scene(tmp_path, size=96)
+    import numpy as np
+
+    from rasters import write_raster
+
+    shifted = write_raster(tmp_path / "shifted.tif", np.full((96, 96), 1, dtype=np.uint8),
+                           origin=(500_005.0, 6_000_000.0))
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), "image")), _add(QgsRasterLayer(str(shifted), "shifted")))
+    dialog.tile_spin.setValue(64)
+    assert dialog.grid_report.verdict == "align_labels"
+    assert not dialog.align_button.isHidden()
+    task = dialog.align_labels()
+    process_until(lambda: dialog.label_combo.currentLayer().name() == "shifted_aligned", timeout=60)
+    assert dialog.grid_report.verdict == "aligned"
+    assert (tmp_path / "shifted_aligned.tif").is_file()
+    del task
+    dialog.close()
+
+
+def test_symbology_gives_class_names_and_colours(plugin, scene_image, scene_labels, scene_polygons):
+    image = _add(QgsRasterLayer(str(scene_image), "landsat"))
+    labels = _add(QgsRasterLayer(str(scene_labels), "strata"))
+    labels.setRenderer(QgsPalettedRasterRenderer(labels.dataProvider(), 1, [
+        QgsPalettedRasterRenderer.Class(1, QColor("#ff0000"), "developed"),
+        QgsPalettedRasterRenderer.Class(6, QColor("#0000ff"), "water")]))
+    dialog = _dialog(plugin, image, labels)
+    assert dialog.class_table.classes() == [{"value": 1, "name": "developed", "colour": "#ff0000"},
+                                            {"value": 6, "name": "water", "colour": "#0000ff"}]
+    polygons = _add(QgsVectorLayer(str(scene_polygons), "polygons", "ogr"))
+    water = QgsFillSymbol.createSimple({"color": "#1e88e5"})
+    polygons.setRenderer(QgsCategorizedSymbolRenderer("label", [QgsRendererCategory("water", water, "Open water")]))
+    dialog.label_combo.setLayer(polygons)
+    dialog.field_combo.setField("label")
+    classes = dialog.class_table.classes()
+    assert [c["name"] for c in classes][:2] == ["agriculture", "developed"] and len(classes) == 7
+    assert {"value": 7, "name": "water", "colour": "#1e88e5"} in classes  # the name is the field's text
+    assert "line up" in dialog.grid_label.text() and "reprojected" in dialog.grid_label.text()
+    dialog.close()
+
+
+def test_non_file_raster_gets_an_export_offer(plugin, scene_image, scene_labels):
+    source = _add(QgsRasterLayer(str(scene_image), "landsat"))
+    uri = (f"?crs=EPSG:32119&extent={source.extent().xMinimum()},{source.extent().yMinimum()},"
+           f"{source.extent().xMaximum()},{source.extent().yMaximum()}&width=489&height=443"
+           f"&formula=%22landsat@1%22&landsat:uri={scene_image}&landsat:provider=gdal")
+    virtual = _add(QgsRasterLayer(uri, "virtual", "virtualraster"))
+    dialog = _dialog(plugin, virtual, _add(QgsRasterLayer(str(scene_labels), "strata")))
+    dialog.accept()
+    assert "not a file on disk" in _bar_text(dialog) and "Export" in _bar_text(dialog)
+    assert not dialog.export_button.isHidden()
+    exported = dialog.export_image()
+    assert exported and Path(exported).is_file()
+    assert dialog.image_combo.currentLayer().source() == exported
+    assert dialog.grid_report is not None
+
+
+def test_polygons_without_the_field_and_unwritable_output(plugin, scene_image, scene_polygons, tmp_path):
+    from osgeo import ogr
+
+    bare = tmp_path / "bare.geojson"
+    bare.write_text('{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"EPSG:32119"}},'
+                    '"features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":'
+                    '[[[631000,216000],[632000,216000],[632000,217000],[631000,216000]]]}}]}')
+    assert ogr.Open(str(bare)) is not None
+    image = _add(QgsRasterLayer(str(scene_image), "landsat"))
+    dialog = _dialog(plugin, image, _add(QgsVectorLayer(str(bare), "bare", "ogr")))
+    dialog.accept()
+    assert "has no attribute field" in _bar_text(dialog)
+
+    dialog.label_combo.setLayer(_add(QgsVectorLayer(str(scene_polygons), "polygons", "ogr")))
+    dialog.field_combo.setField("")
+    dialog.accept()
+    assert "Pick the field" in _bar_text(dialog)
+
+    dialog.field_combo.setField("label")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    dialog.output_widget.setFilePath(str(blocker / "model.geofm"))
+    dialog.accept()
+    assert "not writable" in _bar_text(dialog)
+    assert dialog.isVisible()
+
+
+def _train_config(plugin, tmp_path, name: str, size: int = 256, epochs: int = 1):
+    folder = tmp_path / name
+    folder.mkdir()
+    img, lbl = separable_scene(folder, size=size)
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), f"{name} image")),
+                     _add(QgsRasterLayer(str(lbl), f"{name} labels")))
+    dialog.backbone_combo.setCurrentIndex(dialog.backbone_combo.findData("resnet18"))
+    dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("none"))
+    dialog.tile_spin.setValue(64)
+    dialog.batch_spin.setValue(8)
+    dialog.epochs_spin.setValue(epochs)
+    dialog.val_spin.setValue(25)
+    dialog.output_widget.setFilePath(str(folder / "model.geofm"))
+    config = dialog.config()
+    dialog.close()
+    assert config.tile_size == 64 and config.weights == "none" and config.stride == 32
+    return config, folder
+
+
+def test_training_task_completes_while_the_ui_keeps_running(plugin, tmp_path):
+    config, folder = _train_config(plugin, tmp_path, "one", epochs=2)
+    heartbeat = Heartbeat()
+    task = plugin.start_training(config)
+    panel = plugin.panels[-1]
+    done = []
+    task.ended.connect(done.append)
+    process_until(lambda: bool(done), timeout=300)
+    heartbeat.stop()
+    assert done == [True], task.error
+    assert heartbeat.worst_late < 2.0, f"the UI froze for {heartbeat.worst_late:.2f} s"
+    assert heartbeat.ticks > 5
+    assert Path(config.output).is_file()
+    assert len(panel.epochs) == 2 and panel.steps
+    assert "Mean IoU" in panel.summary.toHtml() and "model.geofm" in panel.summary.toHtml()
+    assert panel.progress.value() == 100
+
+
+def test_cancel_leaves_no_partial_files(plugin, tmp_path):
+    config, folder = _train_config(plugin, tmp_path, "cancel", epochs=3)
+    before = set(os.listdir(folder))
+    task = plugin.start_training(config)
+    panel = plugin.panels[-1]
+    task.engine_event.connect(lambda event: panel.cancel() if type(event).__name__ == "StepEvent" else None)
+    done = []
+    task.ended.connect(done.append)
+    process_until(lambda: bool(done), timeout=300)
+    assert done == [False] and not task.error
+    assert set(os.listdir(folder)) == before
+    assert "cancelled" in panel.status.text().lower()
+
+
+def test_two_tasks_stay_independent(plugin, tmp_path, qgis_iface):
+    first, _ = _train_config(plugin, tmp_path, "a")
+    second, _ = _train_config(plugin, tmp_path, "b")
+    second.epochs = 2
+    tasks = [plugin.start_training(first), plugin.start_training(second)]
+    panels = plugin.panels[-2:]
+    ended = []
+    for task in tasks:
+        task.ended.connect(ended.append)
+    process_until(lambda: len(ended) == 2, timeout=400)
+    assert ended == [True, True], [t.error for t in tasks]
+    assert [len(p.epochs) for p in panels] == [1, 2]
+    assert panels[0].output != panels[1].output
+    assert all(Path(c.output).is_file() for c in (first, second))
+
+
+def test_engine_error_reaches_the_message_bar_and_log(plugin, tmp_path, qgis_iface):
+    from qgis.core import Qgis, QgsApplication
+
+    config, folder = _train_config(plugin, tmp_path, "bad")
+    config.labels = [str(folder / "missing.tif")]
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append((tag, text)))
+    task = plugin.start_training(config)
+    done = []
+    task.ended.connect(done.append)
+    process_until(lambda: bool(done), timeout=120)
+    assert done == [False] and "missing.tif" in task.error
+    critical = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
+    assert any("missing.tif" in m for m in critical), critical
+    assert any(tag == "geofm" and "missing.tif" in text for tag, text in logged)
+    assert "missing.tif" in plugin.panels[-1].summary.toPlainText()
