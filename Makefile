@@ -44,5 +44,8 @@ package: setup  ## Build dist/geofm.zip for QGIS's "Install from ZIP"
 run-qgis: setup  ## Start QGIS with the plugin from this working tree
 	scripts/run_qgis.sh
 
+screenshots: setup  ## Screenshots of the dialogs, the live panel and a styled prediction (docs/screenshots/)
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshots.py
+
 clean:
 	rm -rf build dist outputs .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,8 +19,17 @@ from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, metrics_pa
 from .config import TrainConfig
 from .device import resolve_device
 from .distributed import DistContext, any_across, init_distributed, mean_across, shutdown
-from .errors import TrainingError
-from .events import CancelledEvent, CheckpointEvent, EpochEvent, Event, FinishedEvent, StartEvent, StepEvent
+from .errors import GeoFMWarning, TrainingError
+from .events import (
+    CancelledEvent,
+    CheckpointEvent,
+    EpochEvent,
+    Event,
+    FinishedEvent,
+    StartEvent,
+    StepEvent,
+    WarningEvent,
+)
 from .fileio import write_json
 from .metrics import ConfusionMatrix
 from .model import build_model
@@ -46,7 +56,15 @@ def train(config: TrainConfig, cancel: CancelFlag | None = None) -> Iterator[Eve
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     try:
-        yield from _Run(config, device, ctx, cancel).events()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GeoFMWarning)
+            run = _Run(config, device, ctx, cancel)
+        for warning in caught:  # a front may not show Python warnings (a QgsTask's go to stderr): pass them on
+            if issubclass(warning.category, GeoFMWarning):
+                yield WarningEvent(str(warning.message))
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        yield from run.events()
     finally:
         shutdown(ctx)
 

@@ -8,6 +8,7 @@ import pytest
 
 from geofm.core.cli import main
 from geofm.core.config import TrainConfig
+from geofm.core.events import WarningEvent
 from geofm.core.train import train
 
 DEMO_CLASSES = [{"value": v, "name": n} for v, n in enumerate(
@@ -21,7 +22,9 @@ def scene_model(tmp_path_factory, scene_image, scene_labels):
     cfg = TrainConfig(images=[str(scene_image)], labels=[str(scene_labels)], classes=DEMO_CLASSES,
                       backbone="resnet18", weights="none", tile_size=64, stride=64, batch_size=16, epochs=1,
                       split_block=128, output=str(out))
-    list(train(cfg))
+    events = list(train(cfg))
+    # the tolerated CRS re-tag reaches every front as an event, not only as a Python warning
+    assert any(isinstance(e, WarningEvent) and "EPSG:3358" in e.message for e in events)
     return out
 
 
