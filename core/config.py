@@ -97,11 +97,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
-        return cls(**data)
+        return cls(**known_settings(cls, data))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
@@ -110,6 +106,15 @@ class TrainConfig:
         except (OSError, ValueError) as err:
             raise ConfigError(f"cannot read this JSON config ({err})", path=path, fix="check the file") from err
         return cls.from_dict(data)
+
+
+def known_settings(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` after checking that every key is a field of the config dataclass ``cls``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
+    return dict(data)
 
 
 def is_vector(path: str | os.PathLike) -> bool:

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 
+from .config import known_settings
 from .device import resolve_device
 from .errors import ConfigError, PredictionError
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
@@ -104,11 +105,7 @@ class PredictConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PredictConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
-        values = dict(data)
+        values = known_settings(cls, data)
         if values.get("bbox") is not None:
             values["bbox"] = tuple(float(v) for v in values["bbox"])
         return cls(**values)
