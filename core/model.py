@@ -60,7 +60,7 @@ def build_model(
     body = IntermediateLayerGetter(net, return_layers={name: name for name in stages})
     shapes = _probe(body, in_channels)
     if decoder == "fpn":
-        head: nn.Module = FPNDecoder([c for c, _ in shapes], num_classes, input_channels=in_channels)
+        head: nn.Module = FPNDecoder([c for c, _ in shapes], num_classes)
     else:
         head = SimpleDecoder(shapes[-1][0], num_classes, stride=shapes[-1][1])
     architecture = {
@@ -99,7 +99,7 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """float [B, C, H, W] -> logits [B, K, H, W]."""
-        return self.decoder(self.backbone(x), x)
+        return self.decoder(self.backbone(x), x.shape[-2:])
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Stop (or resume) training the backbone: no gradients, batch-norm statistics kept as they are.
@@ -129,44 +129,28 @@ class SimpleDecoder(nn.Module):
         self.block = _conv_bn_relu(in_channels, channels)
         self.up = nn.ConvTranspose2d(channels, num_classes, kernel_size=stride, stride=stride)
 
-    def forward(self, features: OrderedDict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: OrderedDict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         logits = self.up(self.block(next(reversed(features.values()))))
-        if logits.shape[-2:] != x.shape[-2:]:
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
         return logits
 
 
 class FPNDecoder(nn.Module):
     """FeaturePyramidNetwork over the backbone stages; the levels are resized to the finest one (stride 4)
-    and summed, then conv3x3 + BN + ReLU. With ``input_channels`` the result is upsampled to the tile and
-    refined per pixel together with the input bands (1x1 convs), so a pixel's own spectrum reaches the logits
-    at full resolution; without, a 1x1 classifier and bilinear upsampling."""
+    and summed, then conv3x3 + BN + ReLU and a 1x1 classifier; logits are resized bilinearly to H, W."""
 
-    def __init__(self, in_channels_list: list[int], num_classes: int, channels: int = 128, input_channels: int = 0):
+    def __init__(self, in_channels_list: list[int], num_classes: int, channels: int = 128):
         super().__init__()
         self.fpn = FeaturePyramidNetwork(in_channels_list, channels)
-        self.head = _conv_bn_relu(channels, channels)
-        self.refine = input_channels > 0
-        if self.refine:
-            self.classifier = nn.Sequential(
-                nn.Conv2d(channels + input_channels, channels // 2, 1, bias=False),
-                nn.BatchNorm2d(channels // 2),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(channels // 2, num_classes, 1),
-            )
-        else:
-            self.classifier = nn.Conv2d(channels, num_classes, 1)
+        self.head = nn.Sequential(_conv_bn_relu(channels, channels), nn.Conv2d(channels, num_classes, 1))
 
-    def forward(self, features: OrderedDict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: OrderedDict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         levels = list(self.fpn(features).values())
         fine = levels[0]
         for level in levels[1:]:
             fine = fine + F.interpolate(level, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        fine = self.head(fine)
-        if not self.refine:
-            return F.interpolate(self.classifier(fine), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        fine = F.interpolate(fine, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.classifier(torch.cat([fine, x.to(fine.dtype)], dim=1))
+        return F.interpolate(self.head(fine), size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
