@@ -210,6 +210,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--tile", dest="tile_size", type=int)
     t.add_argument("--stride", type=int)
     t.add_argument("--normalisation", help="global | per_tile")
+    t.add_argument("--class-weights", action="store_true", default=None,
+                   help="weight the loss by inverse class frequency (for rare classes)")
+    t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="no random flips and 90° turns")
     t.add_argument("--batch", dest="batch_size", type=int)
     t.add_argument("--epochs", type=int)
     t.add_argument("--lr", type=float)

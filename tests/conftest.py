@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# As in the plugin (geofm_qgis.engine_task.preload): triton, which CUDA builds of torch bring and geofm never
+# uses, clashes with the LLVM that QGIS's OpenGL stack loads.
+sys.modules.setdefault("triton", None)
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "nc_landsat7"
@@ -29,3 +34,11 @@ def scene_labels() -> Path:
 def scene_polygons() -> Path:
     """34 training polygons with a class field ``label``."""
     return SCENE / "landsat96_polygons.shp"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_qt_wrappers_while_qgis_lives():
+    """Collect Python wrappers of Qt/QGIS objects before pytest-qgis shuts QGIS down: collected afterwards, during
+    pytest's final garbage collection, they crash the interpreter at exit (exit status 139 after a green run)."""
+    yield
+    gc.collect()
