@@ -212,8 +212,8 @@ class SegmentationDataset(Dataset):
 
     ``__getitem__`` gives (image float32 [C,T,T] normalised, labels int64 [T,T] with -1 on invalid image pixels).
     Files open on first use in each process and are never pickled; that first use also caps GDAL's block cache
-    at ``gdal_cache_mb`` (see :func:`cap_gdal_cache`). ``augment`` applies one random flip/rot90 (drawn from
-    torch's per-worker RNG) to image and labels alike.
+    at ``gdal_cache_mb`` (see :func:`cap_gdal_cache`). Augmentation happens per batch in the training loop
+    (:mod:`.augment`), where a seeded generator makes it repeatable across a resume.
     """
 
     def __init__(
@@ -222,10 +222,9 @@ class SegmentationDataset(Dataset):
         items: Sequence[Item],
         stats: BandStats | None,
         mode: str = "global",
-        augment: bool = False,
         gdal_cache_mb: int | None = GDAL_CACHE_MB,
     ):
-        self.scenes, self.items, self.stats, self.mode, self.augment = list(scenes), list(items), stats, mode, augment
+        self.scenes, self.items, self.stats, self.mode = list(scenes), list(items), stats, mode
         self.gdal_cache_mb = gdal_cache_mb
         self._handles: dict[int, tuple[rasterio.io.DatasetReader, LabelSource]] = {}
         self._pid = os.getpid()
@@ -248,11 +247,6 @@ class SegmentationDataset(Dataset):
         y = labels.read(window)
         y[~valid] = -1
         x = normalise(data, valid, self.stats, self.mode)
-        if self.augment:
-            flip, turns = torch.randint(0, 2, ()).item(), torch.randint(0, 4, ()).item()
-            if flip:
-                x, y = x[:, :, ::-1], y[:, ::-1]
-            x, y = np.rot90(x, turns, axes=(1, 2)), np.rot90(y, turns)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
     def close(self) -> None:
