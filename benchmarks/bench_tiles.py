@@ -62,7 +62,7 @@ def make_rasters(size: int) -> tuple[Path, Path]:
 def _dataset(image: Path, labels: Path, windows: list[Window]) -> SegmentationDataset:
     scenes, _ = build_scenes([(image, labels)])
     stats = BandStats([11_000.0 + 5000 * b for b in range(BANDS)], [5800.0] * BANDS)
-    return SegmentationDataset(scenes, [(0, w) for w in windows], stats, augment=True)
+    return SegmentationDataset(scenes, [(0, w) for w in windows], stats)
 
 
 def worker(kind: str, image: Path, labels: Path) -> dict:
