@@ -23,7 +23,7 @@ class Checkpoint:
     """Progress of a run: last finished ``epoch``, the best score so far and the per-epoch history."""
 
     epoch: int
-    best_miou: float
+    best_score: float  # validation mIoU (or -training loss without validation)
     best_epoch: int
     stale_epochs: int
     history: list[dict[str, Any]] = field(default_factory=list)

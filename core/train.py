@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ class _Run:
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self.state = Checkpoint(epoch=0, best_miou=-1.0, best_epoch=0, stale_epochs=0, history=[])
+        self.state = Checkpoint(epoch=0, best_score=-1.0, best_epoch=0, stale_epochs=0, history=[])
         if config.resume:
             self.state = load_checkpoint(config.resume, self.model, self.optimizer, self.scaler, config)
         self.output = Path(config.output)
@@ -201,14 +202,14 @@ class _Run:
     # -- bookkeeping --------------------------------------------------------------------------------------------
     def _record(self, epoch: int, train_loss: float, val_loss: float | None, metrics: dict[str, Any]) -> bool:
         score = metrics.get("mean_iou")
-        score = -train_loss if score is None else score
+        score = -train_loss if score is None else score  # without validation tiles: the lowest training loss
         s = self.state
         s.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                           "mean_iou": metrics.get("mean_iou"), "overall_accuracy": metrics.get("overall_accuracy")})
         s.epoch = epoch
-        improved = score > s.best_miou
+        improved = score > s.best_score
         if improved:
-            s.best_miou, s.best_epoch, s.stale_epochs, s.best_metrics = score, epoch, 0, metrics
+            s.best_score, s.best_epoch, s.stale_epochs, s.best_metrics = score, epoch, 0, metrics
         else:
             s.stale_epochs += 1
         return improved
@@ -272,8 +273,6 @@ def _amp_dtype(device: torch.device) -> torch.dtype | None:
 
 def _default_workers(device: torch.device) -> int:
     """Worker processes for reading tiles: several on a GPU box, none on a small CPU (they would compete)."""
-    import os
-
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
         return min(8, max(1, cpus - 1))
