@@ -47,6 +47,8 @@ def measure() -> dict:
     panel = TrainPanel(task, config.output, window)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     window.show()
+    settle = time.monotonic() + 1.0  # the window's first paint is not training: let it happen before measuring
+    process_until(lambda: time.monotonic() > settle)
     ended: list[bool] = []
     task.ended.connect(ended.append)
     heartbeat = Heartbeat(50)
@@ -69,7 +71,9 @@ def main() -> str:
     text = "\n".join([
         "## UI responsiveness during training (`benchmarks/bench_ui.py`)", "",
         "A 50 ms QTimer on QGIS's main thread while the plugin's training task (ResNet18 + FPN, tile 64, 2 epochs "
-        "on the bundled scene) streams its events to the live panel; headless, 2 CPU cores.", "",
+        "on the bundled scene) streams its events to the live panel; headless, 2 CPU cores, measured from the start of "
+        "the task (after the window's first paint) to its end. The task leaves one core to QGIS "
+        "(`reserve_cpu_cores`), and the panel updates its lines' data instead of redrawing its axes.", "",
         "| training time | timer ticks | panel steps shown | worst lateness | goal |", "|---|---|---|---|---|",
         f"| {r['seconds']:.0f} s | {r['ticks']} | {r['steps']} | {r['worst_late_ms']:.0f} ms | < {GOAL_MS} ms "
         f"({verdict}) |", "",

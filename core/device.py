@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .errors import ConfigError
@@ -34,3 +36,14 @@ def describe_device(name: str = "auto") -> str:
     if device.type == "mps":
         return "Apple MPS"
     return "CPU only"
+
+
+def reserve_cpu_cores(cores: int = 1) -> int:
+    """Let torch compute on all CPU cores but ``cores`` (at least one thread); returns the threads it may use.
+
+    A desktop front (QGIS) calls this so its own thread keeps a core and the window stays responsive.
+    """
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, available - cores)
+    torch.set_num_threads(threads)
+    return threads

@@ -40,11 +40,13 @@ class TrainPanel(QgsDockWidget):
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
-        self.figure = Figure(figsize=(4.6, 3.4), dpi=90, layout="constrained")
+        self.figure = Figure(figsize=(4.6, 3.4), dpi=90)
+        self.figure.subplots_adjust(left=0.17, right=0.97, top=0.97, bottom=0.11, hspace=0.22)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(260)
         self.loss_axes = self.figure.add_subplot(2, 1, 1)
         self.miou_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
+        self._lines = self._make_lines()
         self.summary = QTextBrowser()
         self.summary.setOpenExternalLinks(False)
         self.summary.setVisible(False)
@@ -133,37 +135,39 @@ class TrainPanel(QgsDockWidget):
         if self._dirty:
             self._draw()
 
-    def _draw(self) -> None:
-        self._dirty = False
+    def _make_lines(self) -> dict[str, Any]:
+        """Axes, labels and (empty) lines, made once; redraws only update the lines' data (cheap on the UI)."""
         loss, miou = self.loss_axes, self.miou_axes
-        loss.clear()
-        miou.clear()
-        if self.steps:
-            x, y = zip(*self.steps, strict=True)
-            loss.plot(x, y, color="#9ecae1", linewidth=0.8, label="step loss")
-        done = [e for e in self.epochs if e["train_loss"] is not None]
-        if done:
-            loss.plot([e["epoch"] for e in done], [e["train_loss"] for e in done], "o-", color="#08519c",
-                      label="epoch loss")
-        val = [e for e in self.epochs if e["val_loss"] is not None]
-        if val:
-            loss.plot([e["epoch"] for e in val], [e["val_loss"] for e in val], "s--", color="#e6550d",
-                      label="validation loss")
-        scored = [e for e in self.epochs if e["miou"] is not None]
-        if scored:
-            miou.plot([e["epoch"] for e in scored], [e["miou"] for e in scored], "o-", color="#31a354")
+        lines = {
+            "step": loss.plot([], [], color="#9ecae1", linewidth=0.8, label="step loss")[0],
+            "epoch": loss.plot([], [], "o-", color="#08519c", label="epoch loss")[0],
+            "val": loss.plot([], [], "s--", color="#e6550d", label="validation loss")[0],
+            "miou": miou.plot([], [], "o-", color="#31a354")[0],
+        }
         loss.set_ylabel("loss")
         miou.set_ylabel("validation mIoU")
         miou.set_xlabel("epoch")
         miou.set_ylim(0, 1)
-        loss.set_xlim(0, max(1, self.total_epochs))
-        if self.steps or done:
-            loss.legend(loc="upper right", fontsize="small")
+        loss.legend(loc="upper right", fontsize="small")
         for axes in (loss, miou):
             axes.grid(True, alpha=0.3)
             axes.tick_params(labelsize="small")
-        self.canvas.draw_idle()
+        return lines
 
+    def _draw(self) -> None:
+        self._dirty = False
+        series = {
+            "step": self.steps,
+            "epoch": [(e["epoch"], e["train_loss"]) for e in self.epochs if e["train_loss"] is not None],
+            "val": [(e["epoch"], e["val_loss"]) for e in self.epochs if e["val_loss"] is not None],
+            "miou": [(e["epoch"], e["miou"]) for e in self.epochs if e["miou"] is not None],
+        }
+        for name, points in series.items():
+            self._lines[name].set_data([p[0] for p in points], [p[1] for p in points])
+        self.loss_axes.set_xlim(0, max(1, self.total_epochs))
+        self.loss_axes.relim()
+        self.loss_axes.autoscale_view(scalex=False)
+        self.canvas.draw_idle()
 
 def summary_html(summary: dict[str, Any], path: str) -> str:
     """The end-of-training summary: mean IoU, per-class IoU table and where the package is."""
