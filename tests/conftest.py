@@ -42,3 +42,27 @@ def _collect_qt_wrappers_while_qgis_lives():
     pytest's final garbage collection, they crash the interpreter at exit (exit status 139 after a green run)."""
     yield
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def resnet18_weights(tmp_path_factory) -> Path:
+    """A torchvision resnet18 state dict (fc included) written by the test, standing in for ImageNet weights
+    (this machine cannot download them)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def plugin(qgis_iface, qgis_new_project):
+    """geofm loaded into the test QGIS as QGIS loads it (classFactory, initGui), unloaded afterwards."""
+    import geofm
+
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance
+    instance.unload()

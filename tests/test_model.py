@@ -7,19 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 
 from geofm.core.errors import ConfigError
 from geofm.core.model import build_model
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    """A resnet18 state dict standing in for downloaded ImageNet weights."""
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
-    torch.save(torchvision.models.resnet18().state_dict(), path)
-    return path
 
 
 def rgb_kernels(path: Path) -> torch.Tensor:
@@ -27,12 +17,12 @@ def rgb_kernels(path: Path) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("bands", "decoder"), [(1, "simple"), (3, "fpn"), (4, "simple"), (13, "fpn")])
-def test_band_adaptation_keeps_rgb_kernels_and_tile_shape(pretrained, bands, decoder) -> None:
-    model = build_model("resnet18", decoder, in_channels=bands, num_classes=3, weights=pretrained).eval()
+def test_band_adaptation_keeps_rgb_kernels_and_tile_shape(resnet18_weights, bands, decoder) -> None:
+    model = build_model("resnet18", decoder, in_channels=bands, num_classes=3, weights=resnet18_weights).eval()
     with torch.no_grad():
         logits = model(torch.randn(1, bands, 64, 64))
     assert logits.shape == (1, 3, 64, 64)
-    rgb = rgb_kernels(pretrained)
+    rgb = rgb_kernels(resnet18_weights)
     conv = model.backbone.conv1.weight.detach()
     assert conv.shape == (64, bands, 7, 7)
     scale = 3 / bands
@@ -43,18 +33,18 @@ def test_band_adaptation_keeps_rgb_kernels_and_tile_shape(pretrained, bands, dec
 
 
 @pytest.mark.parametrize("bands", [1, 4, 13])
-def test_adapted_conv_keeps_activation_magnitude(pretrained, bands) -> None:
+def test_adapted_conv_keeps_activation_magnitude(resnet18_weights, bands) -> None:
     """The same value in every band gives the same first-conv response as that value in R, G and B."""
-    multi = build_model("resnet18", "simple", in_channels=bands, weights=pretrained).backbone.conv1
+    multi = build_model("resnet18", "simple", in_channels=bands, weights=resnet18_weights).backbone.conv1
     image = torch.rand(1, 1, 32, 32)
-    expected = F.conv2d(image.expand(1, 3, 32, 32), rgb_kernels(pretrained), stride=2, padding=3)
+    expected = F.conv2d(image.expand(1, 3, 32, 32), rgb_kernels(resnet18_weights), stride=2, padding=3)
     with torch.no_grad():
         torch.testing.assert_close(multi(image.expand(1, bands, 32, 32)), expected)
 
 
-def test_rgb_bands_mapping(pretrained) -> None:
-    model = build_model("resnet18", "simple", in_channels=4, weights=pretrained, rgb_bands=(3, 2, 1))
-    conv, rgb = model.backbone.conv1.weight.detach(), rgb_kernels(pretrained)
+def test_rgb_bands_mapping(resnet18_weights) -> None:
+    model = build_model("resnet18", "simple", in_channels=4, weights=resnet18_weights, rgb_bands=(3, 2, 1))
+    conv, rgb = model.backbone.conv1.weight.detach(), rgb_kernels(resnet18_weights)
     for j, band in enumerate((3, 2, 1)):
         torch.testing.assert_close(conv[:, band], rgb[:, j] * 3 / 4)
     torch.testing.assert_close(conv[:, 0], rgb.mean(1) * 3 / 4)
@@ -122,8 +112,8 @@ def test_freeze_backbone() -> None:
     assert all(p.requires_grad for p in model.parameters()) and model.backbone.bn1.training
 
 
-def test_architecture_rebuilds_the_model(pretrained) -> None:
-    model = build_model("resnet18", "fpn", in_channels=4, num_classes=3, weights=pretrained).eval()
+def test_architecture_rebuilds_the_model(resnet18_weights) -> None:
+    model = build_model("resnet18", "fpn", in_channels=4, num_classes=3, weights=resnet18_weights).eval()
     assert model.architecture == {
         "backbone": "resnet18",
         "decoder": "fpn",

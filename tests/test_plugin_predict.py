@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from qgis.core import QgsPalettedRasterRenderer, QgsProject, QgsRasterLayer, QgsRectangle
 
-import geofm
 from geofm.geofm_qgis.package_info import ModelInfoDialog, read_metadata
 from geofm.geofm_qgis.result_layers import GROUP
 
@@ -17,14 +16,6 @@ from rasters import write_raster
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     return train_package(tmp_path_factory.mktemp("package"))
-
-
-@pytest.fixture
-def plugin(qgis_iface, qgis_new_project):
-    instance = geofm.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance
-    instance.unload()
 
 
 def _dialog(plugin, package_path, layer):

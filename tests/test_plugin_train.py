@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
@@ -17,18 +16,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-import geofm
-
 from qgis_helpers import Heartbeat, process_until
 from rasters import separable_scene
-
-
-@pytest.fixture
-def plugin(qgis_iface, qgis_new_project):
-    instance = geofm.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance
-    instance.unload()
 
 
 def _add(layer):

@@ -16,15 +16,6 @@ from geofm.core.model import build_model
 from geofm.core.weights import load_backbone_weights
 
 
-@pytest.fixture(scope="module")
-def resnet18_file(tmp_path_factory) -> Path:
-    """A torchvision resnet18 state dict (fc included), as a user would download it."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
-    torch.save(torchvision.models.resnet18().state_dict(), path)
-    return path
-
-
 class Evil:
     def __init__(self, marker: Path):
         self.marker = marker
@@ -56,12 +47,12 @@ def test_imagenet_offline_names_the_local_file_option(monkeypatch, tmp_path) -> 
     assert torchvision.models.ResNet18_Weights.DEFAULT.url in text
 
 
-def test_imagenet_uses_torchvision_default_weights(monkeypatch, resnet18_file) -> None:
+def test_imagenet_uses_torchvision_default_weights(monkeypatch, resnet18_weights) -> None:
     calls = []
 
     def cached(self, *args, **kwargs):
         calls.append(self)
-        return torch.load(resnet18_file, weights_only=True)
+        return torch.load(resnet18_weights, weights_only=True)
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", cached)
     state = load_backbone_weights("resnet18", "imagenet")
@@ -69,21 +60,21 @@ def test_imagenet_uses_torchvision_default_weights(monkeypatch, resnet18_file) -
     assert "conv1.weight" in state and not any(k.startswith("fc.") for k in state)
 
 
-def test_local_file_is_loaded_without_fc(resnet18_file) -> None:
-    saved = torch.load(resnet18_file, weights_only=True)
-    state = load_backbone_weights("resnet18", resnet18_file)
+def test_local_file_is_loaded_without_fc(resnet18_weights) -> None:
+    saved = torch.load(resnet18_weights, weights_only=True)
+    state = load_backbone_weights("resnet18", resnet18_weights)
     assert set(state) == {k for k in saved if not k.startswith("fc.")}
     assert torch.equal(state["layer4.1.bn2.weight"], saved["layer4.1.bn2.weight"])
 
 
-def test_local_file_rgb_kernels_survive_in_adapted_conv(resnet18_file) -> None:
-    rgb = torch.load(resnet18_file, weights_only=True)["conv1.weight"]
-    model = build_model("resnet18", "simple", in_channels=5, num_classes=2, weights=resnet18_file)
+def test_local_file_rgb_kernels_survive_in_adapted_conv(resnet18_weights) -> None:
+    rgb = torch.load(resnet18_weights, weights_only=True)["conv1.weight"]
+    model = build_model("resnet18", "simple", in_channels=5, num_classes=2, weights=resnet18_weights)
     conv = model.backbone.conv1.weight
     assert conv.shape == (64, 5, 7, 7)
     torch.testing.assert_close(conv[:, :3], rgb * 3 / 5)
     torch.testing.assert_close(
-        model.backbone.layer1[0].conv1.weight, torch.load(resnet18_file, weights_only=True)["layer1.0.conv1.weight"]
+        model.backbone.layer1[0].conv1.weight, torch.load(resnet18_weights, weights_only=True)["layer1.0.conv1.weight"]
     )
 
 
@@ -108,8 +99,8 @@ def test_not_a_state_dict(tmp_path) -> None:
         load_backbone_weights("resnet18", path)
 
 
-def test_wrong_architecture(resnet18_file, tmp_path) -> None:
-    state = torch.load(resnet18_file, weights_only=True)
+def test_wrong_architecture(resnet18_weights, tmp_path) -> None:
+    state = torch.load(resnet18_weights, weights_only=True)
     state["conv1.weight"] = torch.zeros(64, 4, 7, 7)
     del state["layer4.1.bn2.bias"]
     path = tmp_path / "other.pth"
@@ -119,7 +110,7 @@ def test_wrong_architecture(resnet18_file, tmp_path) -> None:
     text = str(err.value)
     assert "other.pth" in text and "resnet18" in text and "conv1.weight" in text and "layer4.1.bn2.bias" in text
     with pytest.raises(InputError, match="do not fit a torchvision resnet34"):
-        load_backbone_weights("resnet34", resnet18_file)
+        load_backbone_weights("resnet34", resnet18_weights)
 
 
 def test_pickled_code_is_refused(tmp_path) -> None:
