@@ -21,9 +21,6 @@ CLASSES = [(1, "developed", "#d7301f"), (2, "agriculture", "#f6e8a0"), (3, "herb
            (4, "shrubland", "#7fbc41"), (5, "forest", "#1b7837"), (6, "water", "#2c7fb8"), (7, "sediment", "#bf9b6f")]
 
 
-DEMO_MODEL = REPO / "outputs" / "demo" / "model.geofm"
-
-
 def wait(condition, timeout: float = 900.0) -> None:
     from qgis.PyQt.QtCore import QCoreApplication
 
@@ -128,9 +125,7 @@ def main() -> None:
 
     from geofm.core.predict import PredictConfig
 
-    # The styled prediction shows the `make demo` model when there is one (30 epochs); else this short run's.
-    model = DEMO_MODEL if DEMO_MODEL.is_file() else Path(config.output)
-    request = PredictRequest(str(model), str(SCENE / "landsat_multiband.tif"), str(work / "landcover.tif"),
+    request = PredictRequest(config.output, str(SCENE / "landsat_multiband.tif"), str(work / "landcover.tif"),
                              PredictConfig(confidence=True), [
                                  {"value": v, "name": n, "colour": c} for v, n, c in CLASSES],
                              "land cover — predicted")
