@@ -21,6 +21,9 @@ CLASSES = [(1, "developed", "#d7301f"), (2, "agriculture", "#f6e8a0"), (3, "herb
            (4, "shrubland", "#7fbc41"), (5, "forest", "#1b7837"), (6, "water", "#2c7fb8"), (7, "sediment", "#bf9b6f")]
 
 
+DEMO_MODEL = REPO / "outputs" / "demo" / "model.geofm"
+
+
 def wait(condition, timeout: float = 900.0) -> None:
     from qgis.PyQt.QtCore import QCoreApplication
 
@@ -125,7 +128,9 @@ def main() -> None:
 
     from geofm.core.predict import PredictConfig
 
-    request = PredictRequest(config.output, str(SCENE / "landsat_multiband.tif"), str(work / "landcover.tif"),
+    # The styled prediction shows the `make demo` model when there is one (30 epochs); else this short run's.
+    package = DEMO_MODEL if DEMO_MODEL.is_file() else Path(config.output)
+    request = PredictRequest(str(package), str(SCENE / "landsat_multiband.tif"), str(work / "landcover.tif"),
                              PredictConfig(confidence=True), [
                                  {"value": v, "name": n, "colour": c} for v, n, c in CLASSES],
                              "land cover — predicted")
