@@ -21,9 +21,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from geofm.core.classes import ClassMap  # noqa: E402
 from geofm.core.dataset import SegmentationDataset, build_scenes, index_tiles, stats_samples  # noqa: E402
+from geofm.core.device import amp_dtype, default_workers  # noqa: E402
 from geofm.core.model import build_model  # noqa: E402
 from geofm.core.normalise import compute_stats  # noqa: E402
-from geofm.core.train import _amp_dtype, _default_workers  # noqa: E402
 
 from rasters import write_raster  # noqa: E402
 
@@ -45,11 +45,11 @@ def main() -> str:
         items = index_tiles(scenes, TILE, TILE // 2)
         stats = compute_stats(stats_samples(scenes, items[:8]))
         loader = DataLoader(SegmentationDataset(scenes, items, stats), batch_size=BATCH, shuffle=True,
-                            num_workers=_default_workers(device), pin_memory=True, drop_last=True,
+                            num_workers=default_workers(device), pin_memory=True, drop_last=True,
                             persistent_workers=True)
         model = build_model("resnet50", "fpn", BANDS, CLASSES).to(device).to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-3)
-        dtype = _amp_dtype(device)
+        dtype = amp_dtype(device)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-1)
         torch.backends.cudnn.benchmark = True

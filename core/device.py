@@ -38,12 +38,31 @@ def describe_device(name: str = "auto") -> str:
     return "CPU only"
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it, fp16 (with GradScaler) on older ones, none on CPU/MPS."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader worker processes: several on a GPU box, none on a small CPU (they would compete)."""
+    cpus = usable_cpus()
+    if device.type == "cuda":
+        return min(8, max(1, cpus - 1))
+    return 0 if cpus <= 4 else 2
+
+
 def reserve_cpu_cores(cores: int = 1) -> int:
     """Let torch compute on all CPU cores but ``cores`` (at least one thread); returns the threads it may use.
 
     A desktop front (QGIS) calls this so its own thread keeps a core and the window stays responsive.
     """
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, available - cores)
+    threads = max(1, usable_cpus() - cores)
     torch.set_num_threads(threads)
     return threads

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from .augment import augment_batch
 from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, metrics_path, save_checkpoint
 from .config import TrainConfig
-from .device import resolve_device
+from .device import amp_dtype, default_workers, resolve_device
 from .distributed import DistContext, any_across, init_distributed, mean_across, shutdown
 from .errors import GeoFMWarning, TrainingError
 from .events import (
@@ -81,7 +80,7 @@ class _Run:
         self.model = build_model(config.backbone, config.decoder, self.data.in_channels, self.data.classes.num_classes,
                                  config.weights, config.rgb_bands).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.amp_dtype = _amp_dtype(device)
+        self.amp_dtype = amp_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         weight = self.data.class_weights.to(device) if config.class_weights else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
@@ -241,7 +240,7 @@ class _Run:
     # -- plumbing -----------------------------------------------------------------------------------------------
     def _loader(self, dataset, shuffle: bool) -> DataLoader:
         cfg = self.config
-        workers = cfg.num_workers if cfg.num_workers is not None else _default_workers(self.device)
+        workers = cfg.num_workers if cfg.num_workers is not None else default_workers(self.device)
         if self.ctx.active:
             sampler = DistributedSampler(dataset, self.ctx.world_size, self.ctx.rank, shuffle=shuffle, seed=cfg.seed)
         elif shuffle:
@@ -263,17 +262,3 @@ class _Run:
             self._ddp_frozen = frozen
         return self._ddp
 
-
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs that support it, fp16 (with GradScaler) on older ones, none on CPU/MPS."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _default_workers(device: torch.device) -> int:
-    """Worker processes for reading tiles: several on a GPU box, none on a small CPU (they would compete)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if device.type == "cuda":
-        return min(8, max(1, cpus - 1))
-    return 0 if cpus <= 4 else 2
