@@ -63,7 +63,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train
 
     config = _train_config(args)
-    _drive(train(config), quiet=not is_main_process())
+    drive(train(config), quiet=not is_main_process())
     return 0
 
 
@@ -73,13 +73,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     cfg = PredictConfig(batch_size=args.batch, device=args.device)
     out = args.out or None
-    result = _drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
+    result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
                     quiet=args.json)
     metrics = result.summary if result else {}
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(metrics)
+        print_metrics(metrics)
     return 0
 
 
@@ -98,7 +98,7 @@ def _info(args: argparse.Namespace) -> int:
     if pkg.resolution:
         print(f"  trained at {pkg.resolution[0]:g} × {pkg.resolution[1]:g} map units per pixel")
     print("  classes: " + ", ".join(f"{c.value} {c.name} ({c.colour})" for c in pkg.classes.classes))
-    _print_metrics(meta.get("metrics") or {})
+    print_metrics(meta.get("metrics") or {})
     return 0
 
 
@@ -109,14 +109,14 @@ def _predict(args: argparse.Namespace) -> int:
                         probabilities=args.probabilities, confidence=args.confidence,
                         bbox=tuple(args.bbox) if args.bbox else None, bbox_crs=args.bbox_crs,
                         resample_to_training=args.resample)
-    result = _drive(predict(args.model, args.image, args.out, cfg))
+    result = drive(predict(args.model, args.image, args.out, cfg))
     if result:
         print(f"Prediction written to {result.path or args.out}")
     return 0
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
-def _drive(events: Iterable[Event], quiet: bool = False) -> FinishedEvent | None:
+def drive(events: Iterable[Event], quiet: bool = False) -> FinishedEvent | None:
     """Consume a job's events with progress bars; return its FinishedEvent (None when cancelled)."""
     bar: tqdm | None = None
     try:
@@ -162,7 +162,8 @@ def _drive(events: Iterable[Event], quiet: bool = False) -> FinishedEvent | None
     return None
 
 
-def _print_metrics(metrics: dict[str, Any]) -> None:
+def print_metrics(metrics: dict[str, Any]) -> None:
+    """Overall accuracy, mean IoU and a per-class IoU / F1 table, as ConfusionMatrix.compute gives them."""
     if not metrics.get("per_class"):
         return
     print(f"  overall accuracy {metrics['overall_accuracy']:.3f}, mean IoU {metrics['mean_iou']:.3f}")

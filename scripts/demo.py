@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import rasterio  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
-from geofm.core.cli import _drive, _print_metrics  # noqa: E402
+from geofm.core.cli import drive, print_metrics  # noqa: E402
 from geofm.core.config import TrainConfig  # noqa: E402
 from geofm.core.evaluate import evaluate  # noqa: E402
 from geofm.core.events import EpochEvent  # noqa: E402
@@ -84,9 +84,9 @@ def train_and_score(out: Path, quiet: bool = False, **overrides) -> tuple[dict, 
                 epochs.append(e)
             yield e
 
-    _drive(keep(train(cfg)), quiet=quiet)
+    drive(keep(train(cfg)), quiet=quiet)
     seconds = time.perf_counter() - started
-    result = _drive(evaluate(cfg.output, parts["holdout_image"], parts["holdout_labels"],
+    result = drive(evaluate(cfg.output, parts["holdout_image"], parts["holdout_labels"],
                              output_json=out / "holdout_metrics.json"), quiet=True)
     return result.summary, epochs, seconds
 
@@ -119,8 +119,8 @@ def main() -> int:
     metrics, epochs, seconds = train_and_score(out, epochs=args.epochs)
     loss_curve(epochs, out / "loss_curve.png")
     print(f"\nHold-out (right-most {HOLDOUT_SHARE:.0%} of columns, never trained on), after {seconds / 60:.1f} min:")
-    _print_metrics(metrics)
-    _drive(predict(out / "model.geofm", IMAGE, out / "prediction.tif", PredictConfig(confidence=True)))
+    print_metrics(metrics)
+    drive(predict(out / "model.geofm", IMAGE, out / "prediction.tif", PredictConfig(confidence=True)))
     (out / "summary.json").write_text(json.dumps({"holdout": metrics, "train_seconds": seconds}, indent=2))
     print(f"\nWrote {out}/: model.geofm, holdout_metrics.json, loss_curve.png, prediction.tif")
     return 0
