@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputFile,
@@ -20,7 +19,7 @@ from qgis.core import (
 
 from .engine_task import preload
 from .package_info import PackageProblem, read_metadata
-from .processing_common import DEVICES, FeedbackCancel, file_of, require_engine, run_job
+from .processing_common import DEVICES, FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
 from .result_layers import paletted_renderer
 
 #: Post-processors by output path, alive until QGIS has styled the layer (one per output, replaced on rerun).
@@ -40,7 +39,7 @@ class PalettedStyler(QgsProcessingLayerPostProcessorInterface):
             layer.triggerRepaint()
 
 
-class PredictAlgorithm(QgsProcessingAlgorithm):
+class PredictAlgorithm(SegmentationAlgorithm):
     """Predict a class raster (and optionally a confidence raster) with a .geofm model package."""
 
     def name(self) -> str:
@@ -49,19 +48,10 @@ class PredictAlgorithm(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return "Predict with segmentation model"
 
-    def group(self) -> str:
-        return "Segmentation"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "segmentation"
-
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Applies a geofm model package (.geofm) to a raster with the same bands as its training image and "
                 "writes a GeoTIFF class map styled with the package's class names and colours; optionally a "
                 "confidence raster. Sliding windows overlap and are blended, so tile seams do not show.")
-
-    def createInstance(self) -> PredictAlgorithm:  # noqa: N802
-        return PredictAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("MODEL", "Model package", extension="geofm"))

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
 
 from .deps import missing_dependencies
 from .layer_sources import layer_file
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+class SegmentationAlgorithm(QgsProcessingAlgorithm):
+    """What geofm's algorithms have in common: their group, and a fresh instance of the same class."""
+
+    def group(self) -> str:
+        return "Segmentation"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "segmentation"
+
+    def createInstance(self) -> SegmentationAlgorithm:  # noqa: N802
+        return type(self)()
 
 
 class FeedbackCancel:

@@ -6,7 +6,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -21,12 +20,12 @@ from qgis.core import (
 )
 
 from .engine_task import preload
-from .processing_common import DEVICES, FeedbackCancel, file_of, require_engine, run_job
+from .processing_common import DEVICES, FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
 
 WEIGHTS = ["imagenet", "none"]
 
 
-class TrainAlgorithm(QgsProcessingAlgorithm):
+class TrainAlgorithm(SegmentationAlgorithm):
     """Train a segmentation model on an image and a label layer; writes a .geofm model package."""
 
     def name(self) -> str:
@@ -35,19 +34,10 @@ class TrainAlgorithm(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return "Train segmentation model"
 
-    def group(self) -> str:
-        return "Segmentation"
-
-    def groupId(self) -> str:  # noqa: N802
-        return "segmentation"
-
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Trains a deep-learning segmentation model (a ResNet backbone with a decoder) on an image raster "
                 "and its labels: a class raster, or polygons with a class field. Writes a .geofm model package "
                 "that 'Predict with segmentation model' applies to other rasters.")
-
-    def createInstance(self) -> TrainAlgorithm:  # noqa: N802
-        return TrainAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.config import BACKBONES, DECODERS, TrainConfig
