@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
@@ -70,3 +75,26 @@ def train_package(folder, size: int = 256, bands: int = 4):
     events = list(train(config))
     assert type(events[-1]).__name__ == "FinishedEvent", events[-1]
     return folder / "model.geofm", img
+
+
+#: Starts QGIS in a fresh process with a stub ``iface`` (a real main window and toolbars), for code given after it.
+_FRESH_QGIS = """
+import sys
+from unittest.mock import MagicMock
+from qgis.core import QgsApplication
+from qgis.PyQt.QtWidgets import QMainWindow, QToolBar
+app = QgsApplication([], True)
+app.initQgis()
+window = QMainWindow()
+iface = MagicMock()
+iface.mainWindow.return_value = window
+iface.addToolBar.side_effect = lambda name: QToolBar(name, window)
+"""
+
+
+def run_in_fresh_qgis(code: str, cwd: Path | None = None, timeout: float = 180,
+                      **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` (after QGIS is up and ``iface`` exists) in a new headless Python process; output captured."""
+    script = _FRESH_QGIS + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen", **env})

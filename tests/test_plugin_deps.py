@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 import geofm
 from geofm.geofm_qgis import deps
+
+from qgis_helpers import run_in_fresh_qgis
 
 REPO = Path(geofm.__file__).resolve().parent
 
@@ -73,18 +73,8 @@ def test_torch_missing_gives_a_dialog_not_an_error(qgis_iface, monkeypatch):
 
 
 def test_plugin_loads_without_importing_the_engine_when_torch_is_missing():
-    code = textwrap.dedent(f"""
-        import sys
+    out = run_in_fresh_qgis(f"""
         sys.modules["torch"] = None  # torch cannot be imported, as on a fresh QGIS
-        from unittest.mock import MagicMock
-        from qgis.core import QgsApplication
-        from qgis.PyQt.QtWidgets import QMainWindow, QToolBar
-        app = QgsApplication([], True)
-        app.initQgis()
-        window = QMainWindow()
-        iface = MagicMock()
-        iface.mainWindow.return_value = window
-        iface.addToolBar.side_effect = lambda name: QToolBar(name, window)
         sys.path.insert(0, {str(REPO.parent)!r})
         import geofm
         plugin = geofm.classFactory(iface)
@@ -93,9 +83,7 @@ def test_plugin_loads_without_importing_the_engine_when_torch_is_missing():
         loaded = sorted(m for m in sys.modules if m.startswith("geofm.core") or m == "torchvision")
         print("LOADED", loaded)
         plugin.unload()
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    """, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stdout, out.stdout
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
+
+from qgis_helpers import run_in_fresh_qgis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,17 +25,7 @@ def test_zip_installs_into_a_fresh_profile_and_loads(tmp_path):
     plugins.mkdir(parents=True)
     with zipfile.ZipFile(out) as zf:
         zf.extractall(plugins)
-    code = textwrap.dedent(f"""
-        import sys
-        from unittest.mock import MagicMock
-        from qgis.core import QgsApplication
-        from qgis.PyQt.QtWidgets import QMainWindow, QToolBar
-        app = QgsApplication([], True)
-        app.initQgis()
-        window = QMainWindow()
-        iface = MagicMock()
-        iface.mainWindow.return_value = window
-        iface.addToolBar.side_effect = lambda name: QToolBar(name, window)
+    result = run_in_fresh_qgis(f"""
         import qgis.utils
         qgis.utils.iface = iface
         sys.path.insert(0, {str(plugins)!r})
@@ -48,10 +38,7 @@ def test_zip_installs_into_a_fresh_profile_and_loads(tmp_path):
         print("PROVIDER", QgsApplication.processingRegistry().providerById("geofm") is not None)
         qgis.utils.plugins["geofm"].unload()
         print("UNLOADED")
-    """)
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=env,
-                            cwd=tmp_path)
+    """, cwd=tmp_path, QGIS_CUSTOM_CONFIG_PATH=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"FROM {plugins / 'geofm' / '__init__.py'}" in result.stdout, result.stdout
     assert f"ENGINE {plugins / 'geofm' / 'core' / 'config.py'}" in result.stdout
