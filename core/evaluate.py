@@ -34,7 +34,7 @@ def evaluate(
     """
     pkg = package if isinstance(package, ModelPackage) else load_package(package)
     if not is_vector(labels):
-        require_usable(check_grid(image, labels, tile_size=32), align_labels)
+        require_usable(check_grid(image, labels, tile_size=pkg.tile_size), align_labels)
     field = label_field if is_vector(labels) else None
     (scene,), classes = build_scenes([(image, labels)], field, pkg.classes)
     with tempfile.TemporaryDirectory(prefix="geofm-eval-") as tmp:
