@@ -8,7 +8,6 @@ its class colours).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from geofm.core.cli import drive, print_metrics  # noqa: E402
 from geofm.core.config import TrainConfig  # noqa: E402
 from geofm.core.evaluate import evaluate  # noqa: E402
 from geofm.core.events import EpochEvent  # noqa: E402
+from geofm.core.fileio import write_json  # noqa: E402
 from geofm.core.predict import PredictConfig, predict  # noqa: E402
 from geofm.core.train import train  # noqa: E402
 
@@ -121,7 +121,7 @@ def main() -> int:
     print(f"\nHold-out (right-most {HOLDOUT_SHARE:.0%} of columns, never trained on), after {seconds / 60:.1f} min:")
     print_metrics(metrics)
     drive(predict(out / "model.geofm", IMAGE, out / "prediction.tif", PredictConfig(confidence=True)))
-    (out / "summary.json").write_text(json.dumps({"holdout": metrics, "train_seconds": seconds}, indent=2))
+    write_json(out / "summary.json", {"holdout": metrics, "train_seconds": seconds})
     print(f"\nWrote {out}/: model.geofm, holdout_metrics.json, loss_curve.png, prediction.tif")
     return 0
 
