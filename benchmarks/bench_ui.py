@@ -41,7 +41,7 @@ def measure() -> dict:
     scene = REPO / "data" / "nc_landsat7"
     out = Path(tempfile.mkdtemp()) / "ui.geofm"
     config = TrainConfig(images=[str(scene / "landsat_multiband.tif")], labels=[str(scene / "strata.tif")],
-                         weights="none", tile_size=64, stride=32, epochs=2, split_block=128, output=str(out))
+                         weights="none", tile_size=64, overlap=50, epochs=2, split_block=128, output=str(out))
     window = QMainWindow()
     task = EngineTask("geofm: training", lambda cancel: train(config, cancel))
     panel = TrainPanel(task, config.output, window)

@@ -13,7 +13,7 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) 
     turns = torch.randint(0, 4, (len(x),), generator=generator).tolist()
     flips = torch.randint(0, 2, (len(x),), generator=generator).tolist()
     xs, ys = [], []
-    for xi, yi, k, f in zip(x, y, turns, flips, strict=True):
+    for xi, yi, k, f in zip(x, y, turns, flips):
         xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
         if f:
             xi, yi = xi.flip(-1), yi.flip(-1)

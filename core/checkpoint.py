@@ -46,7 +46,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
                     state: Checkpoint, config: TrainConfig) -> None:
     """Write everything a resume needs, atomically."""
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-               "state": asdict(state), "config": config.to_dict()}
+               "state": asdict(state), "config": config.to_stored()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 

@@ -211,7 +211,7 @@ def classes_from_raster(
         except ValueError:
             colormap = {}
     values = sorted(found)
-    given = dict(zip(values, names, strict=False)) if isinstance(names, Sequence) else dict(names or {})
+    given = dict(zip(values, names)) if isinstance(names, Sequence) else dict(names or {})
     classes = []
     for i, v in enumerate(values):
         name = given.get(v) or f"class {v}"

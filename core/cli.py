@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from .config import TrainConfig
+from .cli_settings import add_setting_flags, values_from_args
+from .config import PredictConfig, TrainConfig
 from .errors import GeoFMError, GeoFMWarning
 from .events import CancelledEvent, EpochEvent, Event, FinishedEvent, ProgressEvent, StartEvent, StepEvent, WarningEvent
 
@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `geofm info … | head -1`: the reader has gone; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # -- commands --------------------------------------------------------------------------------------------------------
@@ -69,9 +72,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
-    from .predict import PredictConfig
 
-    cfg = PredictConfig(batch_size=args.batch, device=args.device)
+    cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     out = args.out or None
     result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
                     quiet=args.json)
@@ -103,12 +105,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import PredictConfig, predict
+    from .predict import predict
 
-    cfg = PredictConfig(overlap=args.overlap, batch_size=args.batch, device=args.device,
-                        probabilities=args.probabilities, confidence=args.confidence,
-                        bbox=tuple(args.bbox) if args.bbox else None, bbox_crs=args.bbox_crs,
-                        resample_to_training=args.resample)
+    cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     result = drive(predict(args.model, args.image, args.out, cfg))
     if result:
         print(f"Prediction written to {result.path or args.out}")
@@ -176,11 +175,7 @@ def print_metrics(metrics: dict[str, Any]) -> None:
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """Flags override the JSON config, which overrides the defaults."""
     base = TrainConfig.from_json(args.config).to_dict() if args.config else {}
-    for f in fields(TrainConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            base[f.name] = value
-    return TrainConfig.from_dict(base)
+    return TrainConfig.from_dict({**base, **values_from_args(args, TrainConfig)}, source="the settings")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,36 +193,7 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model package")
     t.add_argument("--config", help="JSON file of TrainConfig settings (flags override it)")
-    t.add_argument("--image", dest="images", action="append", help="image raster (repeat for several scenes)")
-    t.add_argument("--labels", dest="labels", action="append", help="class raster or vector file, one per image")
-    t.add_argument("--label-field", help="class attribute of vector labels")
-    t.add_argument("--classes", type=_json_list, help='JSON list: [{"value":1,"name":"water","colour":"#0000ff"}]')
-    t.add_argument("--ignore-values", type=float, nargs="+")
-    t.add_argument("--background", action="store_true", default=None, help="vector labels: unlabelled = background")
-    t.add_argument("--align-labels", action="store_true", default=None, help="warp labels onto the image grid")
-    t.add_argument("--backbone", help="resnet18 | resnet34 | resnet50 | resnet101")
-    t.add_argument("--weights", help="imagenet | none | path to a torchvision state dict (.pth)")
-    t.add_argument("--decoder", help="fpn | simple")
-    t.add_argument("--tile", dest="tile_size", type=int)
-    t.add_argument("--stride", type=int)
-    t.add_argument("--normalisation", help="global | per_tile")
-    t.add_argument("--class-weights", action="store_true", default=None,
-                   help="weight the loss by inverse class frequency (for rare classes)")
-    t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="no random flips and 90° turns")
-    t.add_argument("--batch", dest="batch_size", type=int)
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--val-share", dest="val_fraction", type=float)
-    t.add_argument("--split-block", type=int, help="pixels per spatial-split block")
-    t.add_argument("--accumulate", type=int, help="gradient accumulation steps")
-    t.add_argument("--freeze-backbone-epochs", type=int)
-    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation mIoU")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
-    t.add_argument("--workers", dest="num_workers", type=int)
-    t.add_argument("--resume", help="the .last.ckpt of an interrupted run")
-    t.add_argument("--out", dest="output", help="model package to write (.geofm)")
+    add_setting_flags(t, TrainConfig)
     t.set_defaults(run=_train)
 
     e = sub.add_parser("evaluate", help="score a model package against reference labels")
@@ -237,8 +203,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--label-field")
     e.add_argument("--align-labels", action="store_true")
     e.add_argument("--out", help="write the metrics JSON here")
-    e.add_argument("--batch", type=int, default=8)
-    e.add_argument("--device", default="auto")
+    add_setting_flags(e, PredictConfig, skip=("probabilities", "confidence", "bbox", "bbox_crs"))
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=_evaluate)
 
@@ -251,24 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model", required=True)
     r.add_argument("--image", required=True)
     r.add_argument("--out", required=True, help="class-map GeoTIFF to write")
-    r.add_argument("--probabilities", help="also write per-class probabilities here")
-    r.add_argument("--confidence", action="store_true", help="also write <out>_confidence.tif")
-    r.add_argument("--overlap", type=float, default=0.5)
-    r.add_argument("--bbox", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"))
-    r.add_argument("--bbox-crs", help="CRS of --bbox (default: the raster's)")
-    r.add_argument("--resample", action="store_true", help="read at the training resolution when it differs")
-    r.add_argument("--batch", type=int, default=8)
-    r.add_argument("--device", default="auto")
+    add_setting_flags(r, PredictConfig)
     r.set_defaults(run=_predict)
     return p
-
-
-def _json_list(text: str) -> list[dict[str, Any]]:
-    path = Path(text)
-    try:
-        return json.loads(path.read_text() if path.is_file() else text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"not a JSON list of classes: {err}") from err
 
 
 if __name__ == "__main__":

@@ -1,58 +1,153 @@
-"""The one training configuration: built by the dialog, the Processing algorithm and the CLI alike."""
+"""The training and prediction settings, each declared once (see :mod:`.schema`); every front derives from them.
+
+Defaults are chosen by measurement (docs/defaults.md). Nothing here imports torch.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .schema import check_values, setting, upgrade
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-DECODERS = ("simple", "fpn")
-NORMALISATIONS = ("global", "per_tile")
 VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".gml", ".sqlite")
+TRAIN_SCHEMA = 2
+PREDICT_SCHEMA = 2
 
 
 @dataclass
 class TrainConfig:
-    """Everything one training run needs; defaults chosen by measurement (see docs/defaults.md)."""
+    """Everything one training run needs."""
 
-    images: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)  # one per image: a class raster or a vector file
-    label_field: str | None = None  # class attribute when labels are vector polygons
-    classes: list[dict[str, Any]] | None = None  # [{value, name, colour}]; None: read from the labels
-    ignore_values: list[float] = field(default_factory=list)  # label values that mean "unlabelled"
-    background: bool = False  # vector labels: pixels outside every polygon become a 'background' class
-    align_labels: bool = False  # warp labels onto the image grid when the grid check asks for it
-    backbone: str = "resnet18"
-    weights: str = "imagenet"  # 'imagenet' | 'none' | path to a torchvision state dict
-    rgb_bands: list[int] = field(default_factory=lambda: [0, 1, 2])
-    decoder: str = "fpn"
-    tile_size: int = 128
-    stride: int | None = None  # default tile_size // 2
-    normalisation: str = "global"
-    batch_size: int = 8
-    epochs: int = 30
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    class_weights: bool = False  # inverse-frequency weights cost 5 mIoU points on the real scene (docs/defaults.md)
-    augment: bool = True
-    accumulate: int = 1
-    freeze_backbone_epochs: int = 0
-    patience: int | None = None
-    val_fraction: float = 0.2
-    split_block: int | None = None  # pixels; default 2 × tile_size
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int | None = None  # None: chosen for the device
-    output: str = "model.geofm"
-    resume: str | None = None  # a '.ckpt' written by an earlier run of the same config
+    images: list[str] = setting(
+        default_factory=list, kind="paths", label="Image", flags=("--image",),
+        help="Image raster(s) to learn from; repeat --image for several scenes.",
+        cli=True, dialog=True, processing=True, saved=False)
+    labels: list[str] = setting(
+        default_factory=list, kind="paths", label="Labels", flags=("--labels",),
+        help="One label source per image: a class raster, or a vector file of polygons or points.",
+        cli=True, dialog=True, processing=True, saved=False)
+    label_field: str | None = setting(
+        None, kind="str", label="Class field", nullable=True,
+        help="The attribute of vector labels that holds each feature's class (a name or a number).",
+        cli=True, dialog=True, processing=True, saved=False)
+    classes: list[dict[str, Any]] | None = setting(
+        None, kind="classes", label="Classes", nullable=True,
+        help='Class values with names and colours, e.g. [{"value": 1, "name": "water", "colour": "#1f78b4"}]; '
+             "empty: read from the labels.",
+        cli=True, dialog=True, processing=False, saved=False)
+    ignore_values: list[float] = setting(
+        default_factory=list, kind="floats", label="Ignore values",
+        help="Label values that mean 'not labelled' (besides the label raster's nodata).",
+        cli=True, dialog=False, processing=False, saved=False)
+    background: bool = setting(
+        False, kind="bool", label="Unlabelled area is background",
+        help="Vector labels: pixels outside every polygon become a 'background' class.",
+        cli=True, dialog=False, processing=True, saved=False)
+    align_labels: bool = setting(
+        False, kind="bool", label="Align the labels to the image grid when needed",
+        help="Warp label rasters onto the image's pixel grid when the grid check asks for it.",
+        cli=True, dialog=True, processing=True, saved=False)
+    backbone: str = setting(
+        "resnet18", kind="choice", choices="backbones", label="Backbone", advanced=True,
+        help="The feature extractor. Deeper ones are slower and need more labels.",
+        cli=True, dialog=True, processing=True, saved=True)
+    weights: str = setting(
+        "imagenet", kind="weights", choices="weight_sources", label="Pretrained weights",
+        help="Where the backbone starts from: pretrained weights, none (from scratch) or a weights file.",
+        cli=True, dialog=True, processing=True, saved=True)
+    rgb_bands: list[int] = setting(
+        default_factory=lambda: [0, 1, 2], kind="ints", label="Red, green, blue bands",
+        help="The (0-based) bands holding red, green and blue, so RGB-pretrained weights see colours they know.",
+        cli=True, dialog=False, processing=False, saved=False)
+    decoder: str = setting(
+        "fpn", kind="choice", choices="decoders", label="Decoder", advanced=True,
+        help="How backbone features become a class map at the image's resolution.",
+        cli=True, dialog=True, processing=True, saved=True)
+    tile_size: int = setting(
+        128, kind="int", label="Tile size", unit="px", minimum=32, maximum=2048, flags=("--tile", "--tile-size"),
+        help="Side of the square windows the model learns from; larger tiles see more context.",
+        cli=True, dialog=True, processing=True, saved=True)
+    overlap: float = setting(
+        50.0, kind="float", label="Tile overlap", unit="%", minimum=0, maximum=90,
+        help="How much of a tile its neighbour repeats; more overlap gives more (correlated) training tiles.",
+        cli=True, dialog=True, processing=True, saved=True)
+    normalisation: str = setting(
+        "global", kind="choice", choices="normalisations", label="Normalisation", advanced=True,
+        help="How band values are scaled before they reach the model.",
+        cli=True, dialog=True, processing=True, saved=True)
+    batch_size: int = setting(
+        8, kind="int", label="Batch size", minimum=1, maximum=1024, flags=("--batch", "--batch-size"),
+        help="Tiles per optimiser step; lower it when the GPU runs out of memory.",
+        cli=True, dialog=True, processing=True, saved=True)
+    epochs: int = setting(
+        30, kind="int", label="Epochs", minimum=1, maximum=10000,
+        help="Passes over the training tiles.",
+        cli=True, dialog=True, processing=True, saved=True)
+    lr: float = setting(
+        1e-3, kind="float", label="Learning rate", minimum=1e-8, maximum=1.0, advanced=True,
+        help="Step size of the AdamW optimiser.",
+        cli=True, dialog=True, processing=True, saved=True)
+    weight_decay: float = setting(
+        1e-3, kind="float", label="Weight decay", minimum=0.0, maximum=1.0, advanced=True,
+        help="AdamW's pull of the weights toward zero; more of it resists over-fitting small data.",
+        cli=True, dialog=True, processing=True, saved=True)
+    class_weights: bool = setting(
+        False, kind="bool", label="Weight rare classes", advanced=True,
+        help="Weight the loss by inverse class frequency (helps rare classes, may cost overall accuracy).",
+        cli=True, dialog=True, processing=True, saved=True)
+    augment: bool = setting(
+        True, kind="bool", label="Augment (flips and 90° turns)", advanced=True,
+        help="Random flips and quarter turns of each training batch.",
+        cli=True, dialog=True, processing=True, saved=True)
+    accumulate: int = setting(
+        1, kind="int", label="Gradient accumulation", minimum=1, maximum=128, advanced=True,
+        help="Batches summed per optimiser step: a larger effective batch on a small GPU.",
+        cli=True, dialog=True, processing=True, saved=True)
+    freeze_backbone_epochs: int = setting(
+        0, kind="int", label="Frozen-backbone epochs", unit="epochs", minimum=0, maximum=10000, advanced=True,
+        help="Train only the decoder for this many first epochs (useful with pretrained weights).",
+        cli=True, dialog=True, processing=True, saved=True)
+    patience: int = setting(
+        0, kind="int", label="Early-stopping patience", unit="epochs", minimum=0, maximum=10000, advanced=True,
+        help="Stop after this many epochs without a better validation score; 0 never stops early.",
+        cli=True, dialog=True, processing=True, saved=True)
+    val_fraction: float = setting(
+        0.2, kind="float", label="Validation share", minimum=0.0, maximum=0.9, flags=("--val-share",),
+        help="Share of the labelled area held out (in spatial blocks) to pick the best epoch.",
+        cli=True, dialog=True, processing=True, saved=True)
+    split_block: int = setting(
+        0, kind="int", label="Split block", unit="px", minimum=0, maximum=100000, advanced=True,
+        help="Side of the spatial blocks that go wholly to training or validation; 0: twice the tile size.",
+        cli=True, dialog=True, processing=True, saved=True)
+    seed: int = setting(
+        0, kind="int", label="Random seed", minimum=0, maximum=2**31 - 1, advanced=True,
+        help="Makes the split, initial weights and tile order repeatable.",
+        cli=True, dialog=True, processing=True, saved=True)
+    device: str = setting(
+        "auto", kind="choice", choices="devices", label="Device",
+        help="Where the model runs.",
+        cli=True, dialog=True, processing=True, saved=True)
+    num_workers: int | None = setting(
+        None, kind="int", label="Loader workers", minimum=0, maximum=64, nullable=True, flags=("--workers",),
+        help="Processes reading tiles; empty: chosen for the device.",
+        cli=True, dialog=False, processing=False, saved=False)
+    output: str = setting(
+        "model.geofm", kind="path", label="Save model as", flags=("--out",),
+        help="The model package to write (.geofm); a .last.ckpt for resuming is written beside it.",
+        cli=True, dialog=True, processing=True, saved=True)
+    resume: str | None = setting(
+        None, kind="path", label="Resume from", nullable=True,
+        help="The .last.ckpt of an interrupted run with the same data settings.",
+        cli=True, dialog=False, processing=False, saved=False)
 
     def validate(self) -> TrainConfig:
-        """Raise :class:`ConfigError` for anything out of range; return self so calls chain."""
+        """Raise :class:`ConfigError` for anything out of range or inconsistent; return self so calls chain."""
+        check_values(TrainConfig, self.to_dict())  # the types and ranges, as for a loaded config
         if not self.images:
             raise ConfigError("no image raster given", fix="pass at least one image (--image)")
         if len(self.labels) != len(self.images):
@@ -61,22 +156,9 @@ class TrainConfig:
         if any(is_vector(p) for p in self.labels) and not self.label_field:
             raise ConfigError("vector labels need the name of their class field",
                               fix="pass --label-field with the attribute that holds the class")
-        _choice("backbone", self.backbone, BACKBONES)
-        _choice("decoder", self.decoder, DECODERS)
-        _choice("normalisation", self.normalisation, NORMALISATIONS)
-        if self.weights not in ("imagenet", "none") and not Path(self.weights).is_file():
-            raise ConfigError("the weights file does not exist", fix="pass 'imagenet', 'none' or a .pth file",
-                              path=self.weights)
-        _positive(tile_size=self.tile_size, batch_size=self.batch_size, epochs=self.epochs,
-                  accumulate=self.accumulate)
-        if self.tile_size < 32:
-            raise ConfigError(f"tile size {self.tile_size} is too small", fix="use at least 32 pixels")
-        if self.stride is not None and not 0 < self.stride <= self.tile_size:
-            raise ConfigError(f"stride {self.stride} must lie in 1..{self.tile_size}", fix="use tile_size // 2")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"validation share {self.val_fraction} must lie in [0, 1)", fix="use 0.2")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate {self.lr} must be positive", fix="use 1e-3")
+        if self.weights not in _weight_sources() and not Path(self.weights).is_file():
+            raise ConfigError("the weights file does not exist", path=self.weights,
+                              fix=f"pass one of {', '.join(_weight_sources())} or the path of a weights file")
         if len(self.rgb_bands) != 3:
             raise ConfigError("rgb_bands needs three band indices (red, green, blue)", fix="e.g. 0 1 2")
         if not str(self.output).endswith(".geofm"):
@@ -85,8 +167,9 @@ class TrainConfig:
         return self
 
     @property
-    def effective_stride(self) -> int:
-        return self.stride or self.tile_size // 2
+    def stride(self) -> int:
+        """Pixels between training tiles, from the overlap."""
+        return stride_for(self.tile_size, self.overlap)
 
     @property
     def effective_split_block(self) -> int:
@@ -95,26 +178,93 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_stored(self) -> dict[str, Any]:
+        """The dict stored in packages and checkpoints: the settings and their schema version."""
+        return {"schema_version": TRAIN_SCHEMA, **self.to_dict()}
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return cls(**known_settings(cls, data))
+    def from_dict(cls, data: Any, source: str = "the training config", version_if_missing: int = TRAIN_SCHEMA
+                  ) -> TrainConfig:
+        """A config from a dict, upgraded from its ``schema_version`` (stored configs of geofm 0.1 have none: pass
+        ``version_if_missing=1``); ConfigError for unknown keys or wrong types."""
+        if isinstance(data, dict):
+            data = upgrade(data, TRAIN_SCHEMA, _TRAIN_UPGRADES, "training config", source, version_if_missing)
+        return cls(**check_values(cls, data, source))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"cannot read this JSON config ({err})", path=path, fix="check the file") from err
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path), source=str(path))
 
 
-def known_settings(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``data`` after checking that every key is a field of the config dataclass ``cls``."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", fix=f"use only: {', '.join(sorted(known))}")
-    return dict(data)
+@dataclass
+class PredictConfig:
+    """Settings of one prediction: how windows overlap, where it runs, what else is written, which extent."""
+
+    overlap: float = setting(
+        50.0, kind="float", label="Window overlap", unit="%", minimum=0, maximum=90,
+        help="How much of a window its neighbour repeats; overlapping windows are blended so seams never show.",
+        cli=True, dialog=False, processing=True, saved=False)
+    batch_size: int = setting(
+        8, kind="int", label="Batch size", minimum=1, maximum=1024, flags=("--batch",),
+        help="Windows per forward pass; lower it when the GPU runs out of memory.",
+        cli=True, dialog=False, processing=True, saved=False)
+    device: str = setting(
+        "auto", kind="choice", choices="devices", label="Device", help="Where the model runs.",
+        cli=True, dialog=True, processing=True, saved=False)
+    probabilities: str | None = setting(
+        None, kind="path", label="Probabilities raster", nullable=True,
+        help="Also write one probability band per class to this GeoTIFF.",
+        cli=True, dialog=False, processing=False, saved=False)
+    confidence: bool = setting(
+        False, kind="bool", label="Also write a confidence raster",
+        help="Also write the highest class probability to <output>_confidence.tif.",
+        cli=True, dialog=True, processing=True, saved=False)
+    bbox: tuple[float, float, float, float] | None = setting(
+        None, kind="bbox", label="Extent", nullable=True,
+        help="Predict only inside minx miny maxx maxy (in --bbox-crs); empty: the whole raster.",
+        cli=True, dialog=True, processing=True, saved=False)
+    bbox_crs: str | None = setting(
+        None, kind="str", label="Extent CRS", nullable=True,
+        help="The CRS of the extent (EPSG code or WKT); empty: the raster's.",
+        cli=True, dialog=True, processing=True, saved=False)
+    polygon: dict[str, Any] | None = setting(
+        None, kind="geojson", label="Extent polygon", nullable=True,
+        help="Predict only inside these GeoJSON polygons.",
+        cli=False, dialog=True, processing=False, saved=False)
+    polygon_crs: str | None = setting(
+        None, kind="str", label="Polygon CRS", nullable=True,
+        help="The CRS of the extent polygon; empty: the raster's.",
+        cli=False, dialog=True, processing=False, saved=False)
+    resample_to_training: bool = setting(
+        False, kind="bool", label="Read at the training resolution", flags=("--resample",),
+        help="Resample the raster to the model's training pixel size when they differ by more than 25 %.",
+        cli=True, dialog=False, processing=True, saved=False)
+
+    def validate(self) -> PredictConfig:
+        """Raise :class:`ConfigError` for anything out of range; return self so calls chain."""
+        checked = PredictConfig(**check_values(PredictConfig, self.to_dict(), "the prediction settings"))
+        if checked.bbox is not None and not (checked.bbox[0] < checked.bbox[2] and checked.bbox[1] < checked.bbox[3]):
+            raise ConfigError(f"bounding box {list(self.bbox)!r} is empty or inverted", fix="give minx miny maxx maxy")
+        if self.bbox is not None and self.polygon is not None:
+            raise ConfigError("both a bounding box and a polygon were given", fix="give one extent, not both")
+        self.bbox = checked.bbox
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bbox"] = list(self.bbox) if self.bbox is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "the prediction settings") -> PredictConfig:
+        if isinstance(data, dict):
+            data = upgrade(data, PREDICT_SCHEMA, _PREDICT_UPGRADES, "prediction settings", source, PREDICT_SCHEMA)
+        return cls(**check_values(cls, data, source))
+
+
+def stride_for(tile: int, overlap: float) -> int:
+    """Pixels between window starts for an overlap in per cent: the one place a stride comes from."""
+    return max(1, round(tile * (1 - overlap / 100)))
 
 
 def is_vector(path: str | os.PathLike) -> bool:
@@ -122,12 +272,38 @@ def is_vector(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"unknown {name} '{value}'", fix=f"choose one of: {', '.join(options)}")
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; ConfigError naming the file when it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read this JSON file ({err})", path=path, fix="check the file") from err
 
 
-def _positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a whole number of at least 1 (got {value!r})", fix=f"set {name} ≥ 1")
+def _weight_sources() -> tuple[str, ...]:
+    from .registries import WEIGHT_SOURCES
+
+    return WEIGHT_SOURCES.names()
+
+
+def _train_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 stored a stride in pixels (None: half a tile) and None for 'no early stopping' / 'automatic block'."""
+    tile = data.get("tile_size", 128)
+    stride = data.pop("stride", None)
+    if stride and isinstance(tile, int) and tile > 0:
+        data["overlap"] = round(100 * (1 - stride / tile), 3)
+    for key in ("patience", "split_block"):
+        if key in data and data[key] is None:
+            data[key] = 0
+    return data
+
+
+def _predict_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 gave the overlap as a share of the window (0.5), v2 in per cent (50)."""
+    if isinstance(data.get("overlap"), (int, float)):
+        data["overlap"] = data["overlap"] * 100
+    return data
+
+
+_TRAIN_UPGRADES = {1: _train_v1_to_v2}
+_PREDICT_UPGRADES = {1: _predict_v1_to_v2}

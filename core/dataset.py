@@ -94,7 +94,7 @@ def build_scenes(
         if class_map is None:
             merged = {c.value: c for cm in reversed(found) for c in cm.classes}
             class_map = ClassMap(merged[v] for v in sorted(merged))
-        for (_, lbl), cm in zip(pairs, found, strict=True):
+        for (_, lbl), cm in zip(pairs, found):
             class_map.encode(np.asarray(cm.values), path=lbl)
         for img, lbl in pairs:
             factory = partial(RasterLabels, os.fspath(lbl), class_map=class_map, ignore_values=tuple(ignore_values))
@@ -106,7 +106,7 @@ def build_scenes(
             shapes.append(read_vector_labels(lbl, field, src.crs))
     if class_map is None:
         class_map = classes_from_values((v for s in shapes for _, v in s), background=background)
-    for (img, _), s in zip(pairs, shapes, strict=True):
+    for (img, _), s in zip(pairs, shapes):
         factory = partial(VectorLabels, s, class_map=class_map, background=background)
         scenes.append(Scene(os.fspath(img), factory, Path(img).stem))
     return scenes, class_map

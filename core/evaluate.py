@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import is_vector
+from .config import PredictConfig, is_vector
 from .dataset import build_scenes
 from .events import Event, FinishedEvent
 from .grid import check_grid, require_usable
 from .metrics import ConfusionMatrix
 from .package import ModelPackage, load_package
-from .predict import PredictConfig, predict
+from .predict import predict
 from .raster import open_raster
 
 

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 import numpy as np
 import rasterio
@@ -27,7 +27,7 @@ from .grid import TOLERANCE_PX, crs_offset
 from .raster import open_raster
 
 BACKGROUND_VALUE = 0
-Shapes = list[tuple[dict[str, Any], int | str]]
+Shapes = list[tuple[dict[str, Any], Union[int, str]]]  # noqa: UP007 - evaluated at run time (Python 3.9)
 
 
 class LabelSource(Protocol):
@@ -159,7 +159,7 @@ class VectorLabels:
                     fix="build the classes with classes_from_values(values, background=True)",
                 )
             self.fill = class_map.values.index(BACKGROUND_VALUE)
-        self._shapes = [(geom, idx, geometry_bounds(geom)) for (geom, _), idx in zip(shapes, indices, strict=True)]
+        self._shapes = [(geom, idx, geometry_bounds(geom)) for (geom, _), idx in zip(shapes, indices)]
         self.area = Window(0, 0, image_src.width, image_src.height)
         if not background and self._shapes:
             boxes = np.asarray([b for _, _, b in self._shapes])

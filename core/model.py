@@ -1,23 +1,21 @@
-"""Segmentation model: a torchvision ResNet backbone adapted to N bands, with a `simple` or `fpn` decoder."""
+"""Segmentation model: a registered backbone adapted to N bands, with a registered decoder (see registries.py)."""
 
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.ops import FeaturePyramidNetwork
 
 from .errors import ConfigError
-from .weights import BACKBONES, check_backbone, load_backbone_weights
+from .registries import BACKBONES, DECODERS
+from .weights import load_backbone_weights
 
-DECODERS = ("simple", "fpn")
-_STAGES = ("layer1", "layer2", "layer3", "layer4")
+#: Backbone stage names a decoder may use -> the torchvision ResNet child that yields it.
+_STAGE_LAYERS = {"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
 
 
 def build_model(
@@ -30,25 +28,22 @@ def build_model(
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
-    ``backbone`` is one of resnet18/34/50/101 (avgpool and fc stripped); ``decoder`` is ``'simple'``
-    (conv3x3 + BN + ReLU, then a transposed conv whose factor is the backbone's measured output stride) or
-    ``'fpn'`` (torchvision FeaturePyramidNetwork over layer1..layer4 and a light head, bilinear to H, W).
+    ``backbone`` and ``decoder`` are names in ``registries.BACKBONES`` and ``registries.DECODERS``; the decoder
+    reads the backbone stages it names in ``uses`` (see :mod:`.decoders`).
     ``weights`` is ``'imagenet'``, ``'none'`` or a local state-dict path (see :mod:`.weights`);
     pretrained first-conv kernels are adapted to ``in_channels`` bands as :func:`adapt_first_conv` describes;
     with ``'none'`` an N-band first conv is initialised as torchvision initialises its convs. ``rgb_bands``
     names the (0-based) bands holding red, green and blue. Freeze the backbone with
     :meth:`SegmentationModel.freeze_backbone`. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
     """
-    check_backbone(backbone)
-    if decoder not in DECODERS:
-        raise ConfigError(f"unknown decoder {decoder!r}", fix=f"choose one of {', '.join(DECODERS)}")
+    decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
         raise ConfigError(
             f"a model needs at least one band and one class (got {in_channels} bands, {num_classes} classes)",
             fix="check the image's bands and the label classes",
         )
     rgb = _check_rgb_bands(rgb_bands, in_channels)
-    net = BACKBONES[backbone][0]()
+    net = BACKBONES.load(backbone).build()
     state = load_backbone_weights(backbone, weights)
     if state is not None:
         net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
@@ -56,13 +51,8 @@ def build_model(
             net.conv1 = _conv_like(net.conv1, in_channels, adapt_first_conv(net.conv1.weight.data, in_channels, rgb))
     elif in_channels != 3:
         net.conv1 = _conv_like(net.conv1, in_channels)
-    stages = _STAGES if decoder == "fpn" else _STAGES[-1:]
-    body = IntermediateLayerGetter(net, return_layers={name: name for name in stages})
-    shapes = _probe(body, in_channels)
-    if decoder == "fpn":
-        head: nn.Module = FPNDecoder([c for c, _ in shapes], num_classes)
-    else:
-        head = SimpleDecoder(shapes[-1][0], num_classes, stride=shapes[-1][1])
+    body = IntermediateLayerGetter(net, return_layers={_STAGE_LAYERS[name]: name for name in decoder_class.uses})
+    head = decoder_class(_probe(body, in_channels), in_channels, num_classes)
     architecture = {
         "backbone": backbone,
         "decoder": decoder,
@@ -99,7 +89,7 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """float [B, C, H, W] -> logits [B, K, H, W]."""
-        return self.decoder(self.backbone(x), x.shape[-2:])
+        return self.decoder(self.backbone(x), x)
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Stop (or resume) training the backbone: no gradients, batch-norm statistics kept as they are.
@@ -115,50 +105,6 @@ class SegmentationModel(nn.Module):
         if self.backbone_frozen:
             self.backbone.eval()
         return self
-
-
-class SimpleDecoder(nn.Module):
-    """conv3x3 + BN + ReLU on the deepest features, then a transposed conv upsampling by ``stride``.
-
-    Logits match the tile exactly when H and W are divisible by ``stride``; otherwise they are resized
-    bilinearly to H, W (the fallback).
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, stride: int, channels: int = 256):
-        super().__init__()
-        self.block = _conv_bn_relu(in_channels, channels)
-        self.up = nn.ConvTranspose2d(channels, num_classes, kernel_size=stride, stride=stride)
-
-    def forward(self, features: OrderedDict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
-        logits = self.up(self.block(next(reversed(features.values()))))
-        if tuple(logits.shape[-2:]) != tuple(size):
-            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-        return logits
-
-
-class FPNDecoder(nn.Module):
-    """FeaturePyramidNetwork over the backbone stages; the levels are resized to the finest one (stride 4)
-    and summed, then conv3x3 + BN + ReLU and a 1x1 classifier; logits are resized bilinearly to H, W."""
-
-    def __init__(self, in_channels_list: list[int], num_classes: int, channels: int = 128):
-        super().__init__()
-        self.fpn = FeaturePyramidNetwork(in_channels_list, channels)
-        self.head = nn.Sequential(_conv_bn_relu(channels, channels), nn.Conv2d(channels, num_classes, 1))
-
-    def forward(self, features: OrderedDict[str, torch.Tensor], size: Sequence[int]) -> torch.Tensor:
-        levels = list(self.fpn(features).values())
-        fine = levels[0]
-        for level in levels[1:]:
-            fine = fine + F.interpolate(level, size=fine.shape[-2:], mode="bilinear", align_corners=False)
-        return F.interpolate(self.head(fine), size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 def _conv_like(conv: nn.Conv2d, in_channels: int, weight: torch.Tensor | None = None) -> nn.Conv2d:

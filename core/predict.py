@@ -16,9 +16,8 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 import numpy as np
 import rasterio
@@ -33,7 +32,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 
-from .config import known_settings
+from .config import PredictConfig, stride_for
 from .device import resolve_device
 from .errors import ConfigError, PredictionError
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
@@ -49,66 +48,13 @@ PROBABILITY_NODATA = -1.0
 FINISH_ROWS = 32  # finished rows converted to outputs at a time (bounds temporary arrays)
 
 
-Reader = rasterio.io.DatasetReader | WarpedVRT
+Reader = Union[rasterio.io.DatasetReader, WarpedVRT]  # noqa: UP007 - evaluated at run time (Python 3.9)
 
 
 class CancelFlag(Protocol):
     """What ``cancel`` must offer; a ``threading.Event`` does."""
 
     def is_set(self) -> bool: ...
-
-
-@dataclass
-class PredictConfig:
-    """Settings of one prediction; the dialog, the Processing algorithm and the CLI build the same object.
-
-    ``overlap`` is the share of a tile its neighbour repeats (0 ≤ overlap ≤ 0.9). ``probabilities`` is the path of
-    an optional float32 GeoTIFF with one band per class; ``confidence`` writes the highest class probability to
-    ``<output stem>_confidence.tif``. The extent is the whole raster, ``bbox`` (minx, miny, maxx, maxy) in
-    ``bbox_crs``, or ``polygon`` (a GeoJSON geometry, Feature or FeatureCollection) in ``polygon_crs``; a CRS of
-    None means the raster's own. ``resample_to_training`` reads the raster at the model's training resolution when
-    the two differ by more than 25 %.
-    """
-
-    overlap: float = 0.5
-    batch_size: int = 8
-    device: str = "auto"
-    probabilities: str | None = None
-    confidence: bool = False
-    bbox: tuple[float, float, float, float] | None = None
-    bbox_crs: str | None = None
-    polygon: dict[str, Any] | None = None
-    polygon_crs: str | None = None
-    resample_to_training: bool = False
-
-    def validate(self) -> PredictConfig:
-        """Raise :class:`ConfigError` for anything out of range; return self so calls chain."""
-        if isinstance(self.overlap, bool) or not isinstance(self.overlap, int | float) or not 0 <= self.overlap <= 0.9:
-            raise ConfigError(f"overlap {self.overlap!r} must lie between 0 and 0.9", fix="use 0.5 (the default)")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch size {self.batch_size!r} must be a whole number ≥ 1", fix="use 8, or less on a small GPU")
-        if self.bbox is not None:
-            if len(self.bbox) != 4 or not all(math.isfinite(float(v)) for v in self.bbox):
-                raise ConfigError(f"bounding box {self.bbox!r} needs four numbers", fix="give minx miny maxx maxy")
-            if not (self.bbox[0] < self.bbox[2] and self.bbox[1] < self.bbox[3]):
-                raise ConfigError(f"bounding box {self.bbox!r} is empty or inverted", fix="give minx miny maxx maxy")
-        if self.bbox is not None and self.polygon is not None:
-            raise ConfigError("both a bounding box and a polygon were given", fix="give one extent, not both")
-        if self.polygon is not None:
-            _geometries(self.polygon)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["bbox"] = list(self.bbox) if self.bbox is not None else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PredictConfig:
-        values = known_settings(cls, data)
-        if values.get("bbox") is not None:
-            values["bbox"] = tuple(float(v) for v in values["bbox"])
-        return cls(**values)
 
 
 def confidence_path(output: str | os.PathLike) -> Path:
@@ -132,6 +78,8 @@ def predict(
     between batches, a CancelledEvent with no output left behind.
     """
     config = (config or PredictConfig()).validate()
+    if config.polygon is not None:
+        _geometries(config.polygon)
     raster = Path(raster)
     targets = _targets(raster, Path(output), config)
     return _predict(package, raster, targets, config, resolve_device(config.device), cancel)
@@ -205,7 +153,7 @@ def _predict(
         "width": int(extent.width),
         "height": int(extent.height),
         "valid_pixels": job.valid_pixels,
-        "class_pixels": dict(zip(pkg.classes.names, job.class_pixels.tolist(), strict=True)),
+        "class_pixels": dict(zip(pkg.classes.names, job.class_pixels.tolist())),
         "outputs": {kind: str(path) for kind, path in targets.items()},
     }
     yield FinishedEvent(str(targets["classes"]), summary)
@@ -400,14 +348,13 @@ def _describe(dst: rasterio.io.DatasetWriter, kind: str, pkg: ModelPackage) -> N
     classes = pkg.classes
     dst.update_tags(GEOFM_CLASSES=json.dumps(classes.to_list()), GEOFM_MODEL=pkg.path or "", GEOFM_OUTPUT=kind)
     if kind == "classes":
-        dst.set_band_description(1, "class: " + ", ".join(f"{v}={n}" for v, n in zip(classes.values, classes.names,
-                                                                                        strict=True)))
-        dst.update_tags(1, **{f"CLASS_{v}": n for v, n in zip(classes.values, classes.names, strict=True)})
+        dst.set_band_description(1, "class: " + ", ".join(f"{v}={n}" for v, n in zip(classes.values, classes.names)))
+        dst.update_tags(1, **{f"CLASS_{v}": n for v, n in zip(classes.values, classes.names)})
         if dst.dtypes[0] in ("uint8", "uint16"):
-            table = {v: (*_rgb(c), 255) for v, c in zip(classes.values, classes.colours, strict=True)}
+            table = {v: (*_rgb(c), 255) for v, c in zip(classes.values, classes.colours)}
             dst.write_colormap(1, {int(dst.nodata): (0, 0, 0, 0), **table})
     elif kind == "probabilities":
-        for band, (value, name) in enumerate(zip(classes.values, classes.names, strict=True), start=1):
+        for band, (value, name) in enumerate(zip(classes.values, classes.names), start=1):
             dst.set_band_description(band, name)
             dst.update_tags(band, CLASS_VALUE=str(value), CLASS_NAME=name)
     else:
@@ -436,7 +383,7 @@ class _Job:
         self.tile = tile = pkg.tile_size
         self.batch = config.batch_size
         self.norm_mode, self.stats = pkg.normalisation, pkg.stats
-        stride = max(1, round(tile * (1 - config.overlap)))
+        stride = stride_for(tile, config.overlap)
         c0, r0, w, h = (int(v) for v in (extent.col_off, extent.row_off, extent.width, extent.height))
         self.rows = window_starts(*_with_context(r0, h, reader.height, tile), reader.height, tile, stride)
         self.cols = window_starts(*_with_context(c0, w, reader.width, tile), reader.width, tile, stride)
@@ -490,7 +437,7 @@ class _Job:
             logits = self.pkg.model(x)
         probs = (torch.softmax(logits.float(), dim=1) * self.weights).cpu().numpy()
         self.run_count += len(tiles)
-        for p, (r, c, keep) in zip(probs, placed, strict=True):
+        for p, (r, c, keep) in zip(probs, placed):
             self._add(r, c, p, keep)
 
     def _add(self, row: int, col: int, probs: np.ndarray, keep: np.ndarray) -> None:

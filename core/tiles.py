@@ -100,7 +100,7 @@ def spatial_split(windows: Iterable[Window], block: int, val_fraction: float, se
     order = np.random.default_rng(seed).permutation(len(blocks))
     val_blocks = {blocks[i] for i in order[:n_val]}
     train, val, dropped = [], [], []
-    for w, bs in zip(windows, touched, strict=True):
+    for w, bs in zip(windows, touched):
         n_in_val = len(bs & val_blocks)
         (val if n_in_val == len(bs) else train if n_in_val == 0 else dropped).append(w)
     if val_fraction > 0 and (not val or not train):

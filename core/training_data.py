@@ -48,13 +48,13 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     given = ClassMap.from_list(config.classes) if config.classes else None
     field = config.label_field if any(is_vector(lbl) for _, lbl in pairs) else None
     scenes, classes = build_scenes(pairs, field, given, config.ignore_values, config.background)
-    items = index_tiles(scenes, config.tile_size, config.effective_stride)
+    items = index_tiles(scenes, config.tile_size, config.stride)
     train, val, split_summary = split_tiles(items, config.effective_split_block, config.val_fraction, config.seed)
     counts = np.zeros(classes.num_classes, dtype=np.int64)
     stats = compute_stats(_samples(scenes, train, counts))
     weights = _inverse_frequency(counts)
     mode = config.normalisation
-    per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts, strict=True))
+    per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
     summary = f"{split_summary}\nTraining pixels per class: {per_class}"
     return TrainingData(
         train=SegmentationDataset(scenes, train, stats, mode),
@@ -70,7 +70,7 @@ def package_metadata_for(config: TrainConfig, data: TrainingData, metrics: dict[
     return package_metadata(
         classes=data.classes, band_count=data.in_channels, tile_size=config.tile_size,
         normalisation=config.normalisation, stats=data.stats, band_names=data.band_names,
-        resolution=data.resolution, crs=data.crs, train_config=config.to_dict(),
+        resolution=data.resolution, crs=data.crs, train_config=config.to_stored(),
         metrics={**metrics, "epoch": epoch, "history": history},
     )
 
@@ -78,7 +78,7 @@ def package_metadata_for(config: TrainConfig, data: TrainingData, metrics: dict[
 def _pairs(config: TrainConfig) -> list[tuple[str, str]]:
     """(image, labels) paths; a folder of image tiles pairs with a folder of label tiles by file name."""
     pairs: list[tuple[str, str]] = []
-    for image, labels in zip(config.images, config.labels, strict=True):
+    for image, labels in zip(config.images, config.labels):
         if Path(image).is_dir():
             pairs += [(str(i), str(lb)) for i, lb in pair_folders(image, labels)]
         else:

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torchvision
-from torch import nn
 
 from .errors import ConfigError, InputError
-
-#: Backbone name -> (torchvision builder, torchvision weights enum).
-BACKBONES: dict[str, tuple[Callable[..., nn.Module], type[torchvision.models.WeightsEnum]]] = {
-    "resnet18": (torchvision.models.resnet18, torchvision.models.ResNet18_Weights),
-    "resnet34": (torchvision.models.resnet34, torchvision.models.ResNet34_Weights),
-    "resnet50": (torchvision.models.resnet50, torchvision.models.ResNet50_Weights),
-    "resnet101": (torchvision.models.resnet101, torchvision.models.ResNet101_Weights),
-}
+from .registries import BACKBONES
 
 StateDict = dict[str, torch.Tensor]
-
-
-def check_backbone(backbone: str) -> None:
-    """Raise ConfigError unless ``backbone`` is one of :data:`BACKBONES`."""
-    if backbone not in BACKBONES:
-        raise ConfigError(f"unknown backbone {backbone!r}", fix=f"choose one of {', '.join(BACKBONES)}")
 
 
 def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDict | None:
@@ -36,7 +20,7 @@ def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDic
     cache), ``'none'`` (random initialisation) or the path of a local file holding a torchvision-format state
     dict (``torch.load(weights_only=True)``: it never runs code from the file). ``fc.*`` keys are dropped.
     """
-    check_backbone(backbone)
+    BACKBONES.get(backbone)
     if str(weights) == "none":
         return None
     if str(weights) == "imagenet":
@@ -45,7 +29,7 @@ def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDic
 
 
 def _download_imagenet(backbone: str) -> StateDict:
-    enum = BACKBONES[backbone][1].DEFAULT
+    enum = BACKBONES.load(backbone).imagenet.DEFAULT
     try:
         return enum.get_state_dict(progress=False)
     except Exception as err:  # no network, proxy, full disk, corrupt cache: the same advice applies
@@ -72,7 +56,7 @@ def _load_file(backbone: str, path: Path) -> StateDict:
 
 def _check_architecture(backbone: str, state: StateDict, path: Path, fix: str) -> None:
     with torch.device("meta"):
-        expected = {k: v.shape for k, v in _strip_fc(BACKBONES[backbone][0]().state_dict()).items()}
+        expected = {k: v.shape for k, v in _strip_fc(BACKBONES.load(backbone).build().state_dict()).items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k])

@@ -70,7 +70,8 @@ class PredictAlgorithm(SegmentationAlgorithm):
         return True
 
     def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
-        from ..core.predict import PredictConfig, predict
+        from ..core.config import PredictConfig
+        from ..core.predict import predict
 
         package = self.parameterAsFile(parameters, "MODEL", context)
         try:

@@ -113,7 +113,7 @@ class PredictDialog(QDialog):
 
     def request(self) -> PredictRequest:
         """The validated request; InputProblem (plain words) when something must be fixed first."""
-        from ..core.predict import PredictConfig
+        from ..core.config import PredictConfig
 
         package = self.package_widget.filePath().strip()
         if self.metadata is None:

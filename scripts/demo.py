@@ -20,11 +20,14 @@ import rasterio  # noqa: E402
 from rasterio.windows import Window  # noqa: E402
 
 from geofm.core.cli import drive, print_metrics  # noqa: E402
-from geofm.core.config import TrainConfig  # noqa: E402
+from geofm.core.config import (
+    PredictConfig,  # noqa: E402
+    TrainConfig,  # noqa: E402
+)
 from geofm.core.evaluate import evaluate  # noqa: E402
 from geofm.core.events import EpochEvent  # noqa: E402
 from geofm.core.fileio import write_json  # noqa: E402
-from geofm.core.predict import PredictConfig, predict  # noqa: E402
+from geofm.core.predict import predict  # noqa: E402
 from geofm.core.train import train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +45,7 @@ CLASSES = [  # GRASS landclass96, with colours an analyst expects
 HOLDOUT_SHARE = 0.3
 
 #: The demo's settings, chosen by the measurements in docs/defaults.md.
-DEMO = dict(backbone="resnet18", weights="none", decoder="fpn", tile_size=64, stride=32, batch_size=8, epochs=30,
+DEMO = dict(backbone="resnet18", weights="none", decoder="fpn", tile_size=64, overlap=50, batch_size=8, epochs=30,
             lr=1e-3, val_fraction=0.2, split_block=128, class_weights=False, normalisation="global", seed=0)
 
 

@@ -126,7 +126,7 @@ def main() -> None:
     settle(0.5)
     panel.grab().save(str(OUT / "training_summary.png"))
 
-    from geofm.core.predict import PredictConfig
+    from geofm.core.config import PredictConfig
 
     # The styled prediction shows the `make demo` model when there is one (30 epochs); else this short run's.
     package = DEMO_MODEL if DEMO_MODEL.is_file() else Path(config.output)

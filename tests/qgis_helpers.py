@@ -70,7 +70,7 @@ def train_package(folder, size: int = 256, bands: int = 4):
     folder.mkdir(parents=True, exist_ok=True)
     img, lbl = separable_scene(folder, size=size, bands=bands)
     config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", decoder="simple",
-                         tile_size=64, stride=32, batch_size=8, epochs=1, val_fraction=0.25, split_block=64,
+                         tile_size=64, overlap=50, batch_size=8, epochs=1, val_fraction=0.25, split_block=64,
                          output=str(folder / "model.geofm"))
     events = list(train(config))
     assert type(events[-1]).__name__ == "FinishedEvent", events[-1]

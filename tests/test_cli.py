@@ -20,7 +20,7 @@ def scene_model(tmp_path_factory, scene_image, scene_labels):
     """A 1-epoch ResNet18 trained on the real scene (weak, but a real package)."""
     out = tmp_path_factory.mktemp("model") / "scene.geofm"
     cfg = TrainConfig(images=[str(scene_image)], labels=[str(scene_labels)], classes=DEMO_CLASSES,
-                      backbone="resnet18", weights="none", tile_size=64, stride=64, batch_size=16, epochs=1,
+                      backbone="resnet18", weights="none", tile_size=64, overlap=0, batch_size=16, epochs=1,
                       split_block=128, output=str(out))
     events = list(train(cfg))
     # the tolerated CRS re-tag reaches every front as an event, not only as a Python warning

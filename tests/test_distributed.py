@@ -14,7 +14,7 @@ def test_two_process_ddp_training_completes(tmp_path):
     img, lbl = separable_scene(tmp_path, size=96)
     out = tmp_path / "out"
     out.mkdir()
-    cfg = dict(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=32, stride=16,
+    cfg = dict(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=32, overlap=50,
                batch_size=4, epochs=2, val_fraction=0.25, split_block=48, output=str(out / "ddp.geofm"))
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -15,12 +15,13 @@ from rasterio.windows import Window
 from torch import nn
 
 from geofm.core.classes import ClassMap
+from geofm.core.config import PredictConfig
 from geofm.core.errors import ConfigError, PackageError, PredictionError
 from geofm.core.events import CancelledEvent, FinishedEvent, ProgressEvent, WarningEvent
 from geofm.core.model import build_model
 from geofm.core.normalise import BandStats, normalise
 from geofm.core.package import ModelPackage, package_metadata, save_package
-from geofm.core.predict import PredictConfig, confidence_path, predict, window_starts
+from geofm.core.predict import confidence_path, predict, window_starts
 from geofm.core.raster import open_raster, read_window
 
 from rasters import UTM33N, separable_scene, write_raster
@@ -148,7 +149,7 @@ def test_real_scene_has_no_class_changes_aligned_to_the_tile_grid(scene_image, t
         out = tmp_path / f"overlap{overlap}.tif"
         run(package, scene_image, out, overlap=overlap, batch_size=16)
         c = read(out)[0].astype(np.int32)
-        stride = round(64 * (1 - overlap))
+        stride = round(64 * (1 - overlap / 100))
         rates = []
         for lines_of in (lambda s: (s, s + 64), lambda s: (s + stride // 2,)):
             cols = {v for s in window_starts(0, width, width, 64, stride)[:-1] for v in lines_of(s)} - {0, width}
@@ -159,7 +160,7 @@ def test_real_scene_has_no_class_changes_aligned_to_the_tile_grid(scene_image, t
             rates.append(changed[ok].mean())
         return rates[0], rates[1]
 
-    boundary, halfway = change_rates(0.5)
+    boundary, halfway = change_rates(50)
     assert halfway > 0.01  # the map has class changes to count
     assert boundary <= 1.1 * halfway
     hard_boundary, hard_halfway = change_rates(0.0)
@@ -337,11 +338,11 @@ def test_cancel_midway_leaves_nothing_and_output_appears_only_when_complete(tmp_
 
 
 def test_config_round_trips_and_rejects_bad_values():
-    config = PredictConfig(overlap=0.25, bbox=(1, 2, 3, 4), bbox_crs="EPSG:4326", confidence=True)
+    config = PredictConfig(overlap=25, bbox=(1, 2, 3, 4), bbox_crs="EPSG:4326", confidence=True)
     assert PredictConfig.from_dict(config.to_dict()) == PredictConfig(
-        overlap=0.25, bbox=(1.0, 2.0, 3.0, 4.0), bbox_crs="EPSG:4326", confidence=True
+        overlap=25, bbox=(1.0, 2.0, 3.0, 4.0), bbox_crs="EPSG:4326", confidence=True
     )
-    for bad in ({"overlap": 1.0}, {"batch_size": 0}, {"bbox": (3, 2, 1, 4)}, {"polygon": {"type": "Point"}}):
+    for bad in ({"overlap": 95}, {"batch_size": 0}, {"bbox": (3, 2, 1, 4)}, {"polygon": {"type": "Point"}}):
         with pytest.raises(ConfigError):
             PredictConfig(**bad).validate()
     with pytest.raises(ConfigError, match="unknown setting"):

@@ -23,13 +23,13 @@ def scene(tmp_path):
 
 def _config(tmp_path, scene, **kw) -> TrainConfig:
     img, lbl = scene
-    base = dict(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64, stride=32,
+    base = dict(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64, overlap=50,
                 batch_size=8, epochs=2, lr=1e-3, val_fraction=0.25, split_block=64, output=str(tmp_path / "m.geofm"))
     return TrainConfig(**{**base, **kw})
 
 
 def test_separable_classes_are_learnt(tmp_path, scene):
-    cfg = _config(tmp_path, scene, epochs=15, tile_size=32, stride=16)
+    cfg = _config(tmp_path, scene, epochs=15, tile_size=32, overlap=50)
     events = list(train(cfg))
     assert isinstance(events[0], StartEvent) and events[0].train_tiles > 0 and events[0].val_tiles > 0
     assert isinstance(events[-1], FinishedEvent)
@@ -124,7 +124,7 @@ def test_out_of_memory_suggests_a_smaller_batch(tmp_path, scene, monkeypatch):
 
 
 def test_tile_not_divisible_by_32_trains(tmp_path, scene):
-    events = list(train(_config(tmp_path, scene, tile_size=50, stride=25, split_block=50, epochs=1, decoder="simple")))
+    events = list(train(_config(tmp_path, scene, tile_size=50, overlap=50, split_block=50, epochs=1, decoder="simple")))
     assert isinstance(events[-1], FinishedEvent)
 
 
