@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
@@ -143,12 +144,13 @@ def _train_config(plugin, tmp_path, name: str, size: int = 256, epochs: int = 1)
     img, lbl = separable_scene(folder, size=size)
     dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), f"{name} image")),
                      _add(QgsRasterLayer(str(lbl), f"{name} labels")))
-    dialog.backbone_combo.setCurrentIndex(dialog.backbone_combo.findData("resnet18"))
+    w = dialog.widgets
+    w["backbone"].setCurrentIndex(w["backbone"].findData("resnet18"))
     dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("none"))
-    dialog.tile_spin.setValue(64)
-    dialog.batch_spin.setValue(8)
-    dialog.epochs_spin.setValue(epochs)
-    dialog.val_spin.setValue(25)
+    w["tile_size"].setValue(64)
+    w["batch_size"].setValue(8)
+    w["epochs"].setValue(epochs)
+    w["val_fraction"].setValue(25)
     dialog.output_widget.setFilePath(str(folder / "model.geofm"))
     config = dialog.config()
     dialog.close()
@@ -220,3 +222,44 @@ def test_engine_error_reaches_the_message_bar_and_log(plugin, tmp_path, qgis_ifa
     assert any("missing.tif" in m for m in critical), critical
     assert any(tag == "geofm" and "missing.tif" in text for tag, text in logged)
     assert "missing.tif" in plugin.panels[-1].summary.toPlainText()
+
+
+def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_path):
+    """Each setting the schema marks for the dialog has a widget whose value reaches the TrainConfig; the saved
+    ones come back when the dialog reopens; tooltips are the schema's help."""
+    from geofm.core.config import TrainConfig
+    from geofm.core.schema import default_of, settings_of
+    from geofm.geofm_qgis.setting_widgets import set_value
+
+    img, lbl = separable_scene(tmp_path, size=512)
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), "image")), _add(QgsRasterLayer(str(lbl), "labels")))
+    dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("none"))
+    dialog.output_widget.setFilePath(str(tmp_path / "m.geofm"))
+    changed = {}
+    for name, widget in dialog.widgets.items():
+        s = dialog.settings[name]
+        assert widget.toolTip() == s.describe()
+        default = default_of(TrainConfig, name)
+        if s.kind == "choice":
+            value = next(n for n in s.registry.names() if n != default and n not in ("cuda", "mps"))
+        elif s.kind == "bool":
+            value = not default
+        elif s.kind == "float":
+            value = round(min(default * 2 if default else 0.1, s.maximum), 6)
+        else:
+            value = int(min(default + 32, s.maximum))
+        set_value(s, widget, value)
+        changed[name] = value
+    config = dialog.config()
+    for name, value in changed.items():
+        assert getattr(config, name) == pytest.approx(value), name
+    hand_laid = {"images", "labels", "label_field", "classes", "align_labels", "weights", "output"}
+    assert {s.name for s in settings_of(TrainConfig) if s.exposed("dialog")} == set(dialog.widgets) | hand_laid
+    dialog.remember()
+    dialog.close()
+    again = plugin.open_train()
+    for s in settings_of(TrainConfig):
+        if s.exposed("saved") and s.name in changed:
+            assert again.setting_values()[s.name] == pytest.approx(changed[s.name]), s.name
+    assert again.weights_combo.currentData() == "none" and again.output_widget.filePath() == str(tmp_path / "m.geofm")
+    again.close()
