@@ -35,7 +35,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
-from .classes_table import ClassTable, classes_from_layer
+from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
 from .engine_task import preload
 from .layer_sources import export_raster, layer_file, output_problem
@@ -74,6 +74,7 @@ class TrainDialog(QDialog):
         self.label_combo.layerChanged.connect(self._labels_changed)
         self.field_combo.fieldChanged.connect(self._field_changed)
         self.tile_spin.valueChanged.connect(self.update_grid)
+        self._pick_label_layer()
         self._labels_changed(self.label_combo.currentLayer())
         self.resize(1000, 640)
 
@@ -168,6 +169,15 @@ class TrainDialog(QDialog):
         self._weights_changed()
         return box
 
+    def _pick_label_layer(self) -> None:
+        """Start with labels that are not the image: a polygon layer, else another raster, else none chosen."""
+        image = self.image_combo.currentLayer()
+        layers = [self.label_combo.layer(i) for i in range(self.label_combo.count())]
+        others = [lyr for lyr in layers if lyr is not None and lyr is not image]
+        vectors = [lyr for lyr in others if isinstance(lyr, QgsVectorLayer)]
+        self.label_combo.setAllowEmptyLayer(True)
+        self.label_combo.setLayer((vectors or others or [None])[0])
+
     # -- reacting ----------------------------------------------------------------------------------------------
     def _weights_changed(self) -> None:
         self.weights_file.setVisible(self.weights_combo.currentData() == "file")
@@ -176,8 +186,8 @@ class TrainDialog(QDialog):
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setEnabled(is_vector)
         self.field_combo.setLayer(layer if is_vector else None)
-        if is_vector and not self.field_combo.currentField() and layer.fields().count():
-            self.field_combo.setField(layer.fields().at(0).name())
+        if is_vector and not self.field_combo.currentField():
+            self.field_combo.setField(class_field_guess(layer))
         self.reload_classes()
         self.update_grid()
 
@@ -188,7 +198,9 @@ class TrainDialog(QDialog):
     def reload_classes(self) -> None:
         """Fill the class table from the label layer's paletted / categorised style or its values."""
         layer, field = self.label_combo.currentLayer(), self.field_combo.currentField()
-        classes = classes_from_layer(layer, field)
+        image = self.image_combo.currentLayer()
+        unusable = layer is None or image is None or label_layer_problem(image, layer) is not None
+        classes = [] if unusable else classes_from_layer(layer, field)
         text_field = isinstance(layer, QgsVectorLayer) and bool(field) and layer.fields().indexOf(field) >= 0 and (
             not layer.fields().field(field).isNumeric())
         self.class_table.set_classes(classes, names_editable=not text_field)
@@ -209,6 +221,10 @@ class TrainDialog(QDialog):
         if layer_file(labels) is None:
             self._show_grid("unusable", f"“{labels.name()}” is not a file on disk. Save it to a file first "
                                         "(right-click ▸ Export ▸ Save As…).")
+            return
+        problem = label_layer_problem(image, labels)
+        if problem:
+            self._show_grid("unusable", problem)
             return
         if isinstance(labels, QgsVectorLayer):
             self._show_grid(*self._vector_check(image, labels))
@@ -266,6 +282,7 @@ class TrainDialog(QDialog):
             self._add_and_select(QgsRasterLayer(result, Path(result).stem), self.label_combo)
 
         task = QgsTask.fromFunction("geofm: aligning labels", work, on_finished=done)
+        self.align_task = task  # QGIS holds no Python reference: without this the task is collected and never runs
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -310,6 +327,9 @@ class TrainDialog(QDialog):
         label_path = layer_file(labels)
         if label_path is None:
             raise InputProblem(f"“{labels.name()}” is not a file on disk. Save it to a file first.")
+        problem = label_layer_problem(image, labels)
+        if problem:
+            raise InputProblem(problem)
         field = None
         if isinstance(labels, QgsVectorLayer):
             field = self.field_combo.currentField()

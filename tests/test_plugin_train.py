@@ -17,6 +17,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from geofm.geofm_qgis.messages import InputProblem
+
 from qgis_helpers import Heartbeat, process_until
 from rasters import separable_scene
 
@@ -66,11 +68,58 @@ def test_shifted_labels_can_be_aligned_with_one_button(plugin, tmp_path):
     dialog.tile_spin.setValue(64)
     assert dialog.grid_report.verdict == "align_labels"
     assert not dialog.align_button.isHidden()
-    task = dialog.align_labels()
+    dialog.align_button.click()  # as the user does: nothing but the dialog keeps the task
+    import gc
+
+    gc.collect()
     process_until(lambda: dialog.label_combo.currentLayer().name() == "shifted_aligned", timeout=60)
     assert dialog.grid_report.verdict == "aligned"
     assert (tmp_path / "shifted_aligned.tif").is_file()
-    del task
+    dialog.close()
+
+
+def test_first_state_never_offers_the_image_as_its_own_labels(plugin, tmp_path):
+    import numpy as np
+
+    from rasters import write_raster
+
+    img, _ = separable_scene(tmp_path, size=128)
+    image = _add(QgsRasterLayer(str(img), "image"))
+    dialog = plugin.open_train()
+    assert dialog.label_combo.currentLayer() is None  # the only raster is the image: no labels chosen yet
+    assert "ready" not in dialog.grid_label.text()
+    dialog.close()
+    dialog = _dialog(plugin, image, image)
+    assert "is the image itself" in dialog.grid_label.text() and dialog.class_table.classes() == []
+    with pytest.raises(InputProblem, match="image itself"):
+        dialog.config()
+    imagery = _add(QgsRasterLayer(str(write_raster(tmp_path / "float.tif",
+                                                   np.random.default_rng(0).random((1, 64, 64), np.float32))), "f"))
+    dialog.label_combo.setLayer(imagery)
+    assert "swap image and labels" in dialog.grid_label.text() and "ready" not in dialog.grid_label.text()
+    dialog.close()
+
+
+def test_class_field_is_never_an_id(plugin, tmp_path, scene_image):
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorFileWriter
+    from qgis.PyQt.QtCore import QVariant
+
+    memory = QgsVectorLayer("Polygon?crs=EPSG:32119", "mem", "memory")
+    memory.dataProvider().addAttributes([QgsField("id", QVariant.Int), QgsField("area", QVariant.Double),
+                                         QgsField("class_name", QVariant.String)])
+    memory.updateFields()
+    for i, name in enumerate(("water", "forest", "water")):
+        feature = QgsFeature(memory.fields())
+        feature.setAttributes([i, 1.0, name])
+        feature.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({i} 0, {i} 1, {i + 1} 1, {i + 1} 0, {i} 0))"))
+        memory.dataProvider().addFeature(feature)
+    path = str(tmp_path / "labels.gpkg")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    QgsVectorFileWriter.writeAsVectorFormatV2(memory, path, QgsProject.instance().transformContext(), options)
+    polygons = _add(QgsVectorLayer(path, "labels", "ogr"))
+    assert polygons.fields().names()[0] == "fid"
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(scene_image), "landsat")), polygons)
+    assert dialog.field_combo.currentField() == "class_name"
     dialog.close()
 
 
