@@ -21,7 +21,8 @@ from .errors import DataError, InputError, LabelError
 from .labels import LabelSource, RasterLabels, VectorLabels, classes_from_values, read_vector_labels
 from .normalise import BandStats, normalise
 from .raster import open_raster, read_window
-from .tiles import SplitResult, labelled_windows, spatial_split, tile_windows
+from .split import TRAIN, LabelSplit
+from .tiles import labelled_windows, tile_windows
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".img", ".vrt", ".jp2", ".png", ".jpg", ".asc", ".nc"}
 GDAL_CACHE_MB = 256
@@ -132,10 +133,13 @@ def pair_folders(image_dir: str | os.PathLike, label_dir: str | os.PathLike) -> 
     return [(images[k], labels[k]) for k in sorted(images)]
 
 
-def index_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None) -> list[Item]:
-    """(scene index, window) of every tile that has at least one labelled pixel on a valid image pixel.
+def index_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None, split: LabelSplit | None = None,
+                role: str = TRAIN, required: bool = True) -> list[Item]:
+    """(scene index, window) of every tile that has at least one labelled pixel on a valid image pixel — of the
+    labels that serve ``role`` in ``split`` when one is given.
 
-    Windows cover the part of each image the labels overlap; raises :class:`DataError` when no tile is left.
+    Windows cover the part of each image the labels overlap; raises :class:`DataError` when no tile is left and
+    ``required``.
     """
     cap_gdal_cache()
     items: list[Item] = []
@@ -145,8 +149,10 @@ def index_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None) -
             area = _grow(labels.area, tile, src.width, src.height)
             windows = tile_windows(src.width, src.height, tile, stride, area)
 
-            def usable(w: Window, src=src, labels=labels) -> np.ndarray:
+            def usable(w: Window, src=src, labels=labels, i=i) -> np.ndarray:
                 y = labels.read(w)
+                if split is not None:
+                    y[~split.keep(i, w, role)] = -1
                 if (y >= 0).any():
                     y[~read_window(src, w)[1]] = -1
                 return y
@@ -155,40 +161,13 @@ def index_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None) -
         finally:
             labels.close()
             src.close()
-    if not items:
+    if not items and required:
         raise DataError(
             "no tile has a labelled pixel on valid image pixels",
             path=scenes[0].image if len(scenes) == 1 else None,
             fix="check that labels and image overlap, and the nodata and ignore values",
         )
     return items
-
-
-def split_tiles(items: Sequence[Item], block: int, val_fraction: float, seed: int = 0) -> tuple[list[Item], list[Item], str]:
-    """Spatial block split of each scene's tiles (see :func:`tiles.spatial_split`); returns (train, val, summary).
-
-    Scenes with a single tile (folder mode) are split as whole scenes, seeded.
-    """
-    by_scene: dict[int, list[Window]] = {}
-    for i, w in items:
-        by_scene.setdefault(i, []).append(w)
-    single = sorted(i for i, ws in by_scene.items() if len(ws) == 1)
-    train: list[Item] = []
-    val: list[Item] = []
-    lines = []
-    for i, ws in by_scene.items():
-        if len(ws) > 1:
-            res: SplitResult = spatial_split(ws, block, val_fraction, seed)
-            train += [(i, w) for w in res.train]
-            val += [(i, w) for w in res.val]
-            lines.append(f"scene {i}: {res.summary}")
-    if single:
-        order = np.random.default_rng(seed).permutation(len(single))
-        n_val = min(len(single) - 1, round(val_fraction * len(single))) if val_fraction > 0 else 0
-        for k, j in enumerate(order):
-            (val if k < n_val else train).append((single[j], by_scene[single[j]][0]))
-        lines.append(f"{len(single)} single-tile scenes: {len(single) - n_val} for training, {n_val} for validation.")
-    return train, val, "\n".join(lines)
 
 
 def stats_samples(scenes: Sequence[Scene], items: Sequence[Item]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -208,7 +187,8 @@ def cap_gdal_cache(mb: int | None = GDAL_CACHE_MB) -> None:
 
 
 class SegmentationDataset(Dataset):
-    """Tiles of several scenes: item ``k`` is ``items[k] = (scene index, window)``.
+    """Tiles of several scenes: item ``k`` is ``items[k] = (scene index, window)``; with a ``split``, only the
+    labels that serve ``role`` are kept.
 
     ``__getitem__`` gives (image float32 [C,T,T] normalised, labels int64 [T,T] with -1 on invalid image pixels).
     Files open on first use in each process and are never pickled; that first use also caps GDAL's block cache
@@ -223,8 +203,11 @@ class SegmentationDataset(Dataset):
         stats: BandStats | None,
         mode: str = "global",
         gdal_cache_mb: int | None = GDAL_CACHE_MB,
+        split: LabelSplit | None = None,
+        role: str = TRAIN,
     ):
         self.scenes, self.items, self.stats, self.mode = list(scenes), list(items), stats, mode
+        self.split, self.role = split, role
         self.gdal_cache_mb = gdal_cache_mb
         self._handles: dict[int, tuple[rasterio.io.DatasetReader, LabelSource]] = {}
         self._pid = os.getpid()
@@ -246,6 +229,8 @@ class SegmentationDataset(Dataset):
         data, valid = read_window(src, window)
         y = labels.read(window)
         y[~valid] = -1
+        if self.split is not None:
+            y[~self.split.keep(i, window, self.role)] = -1  # the other role's labels: unlabelled here
         x = normalise(data, valid, self.stats, self.mode)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 

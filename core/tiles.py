@@ -1,9 +1,8 @@
-"""Tile windows over a raster, a spatial block split into training and validation, and skipping empty tiles."""
+"""Tile windows over a raster, and skipping tiles without a labelled pixel."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from rasterio.windows import Window
@@ -44,71 +43,6 @@ def tile_windows(width: int, height: int, tile: int, stride: int | None = None, 
     return [
         Window(col0 + c, row0 + r, tile, tile) for r in _offsets(h, tile, stride) for c in _offsets(w, tile, stride)
     ]
-
-
-def _blocks(window: Window, block: int) -> set[tuple[int, int]]:
-    c0, r0 = int(window.col_off), int(window.row_off)
-    c1, r1 = c0 + int(window.width) - 1, r0 + int(window.height) - 1
-    return {(bc, br) for br in range(r0 // block, r1 // block + 1) for bc in range(c0 // block, c1 // block + 1)}
-
-
-@dataclass
-class SplitResult:
-    """Training and validation windows; unpacks as ``train, val = spatial_split(...)``."""
-
-    train: list[Window]
-    val: list[Window]
-    dropped: list[Window]
-    train_blocks: int
-    val_blocks: int
-    block: int
-    seed: int
-
-    def __iter__(self) -> Iterator[list[Window]]:
-        return iter((self.train, self.val))
-
-    @property
-    def summary(self) -> str:
-        text = (
-            f"Spatial split (blocks of {self.block} px, seed {self.seed}): {len(self.train)} training tiles in "
-            f"{self.train_blocks} blocks, {len(self.val)} validation tiles in {self.val_blocks} blocks"
-        )
-        if self.dropped:
-            text += f"; {len(self.dropped)} tiles dropped because they straddle a training and a validation block"
-        return text + "."
-
-
-def spatial_split(windows: Iterable[Window], block: int, val_fraction: float, seed: int = 0) -> SplitResult:
-    """Assign square blocks of ``block`` px at random (seeded) to validation (about ``val_fraction`` of the blocks).
-
-    A window lying only in validation blocks is a validation tile, one lying only in training blocks a
-    training tile; a window touching both is dropped, so no validation tile overlaps any training tile.
-    """
-    windows = list(windows)
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"validation fraction {val_fraction} is out of range", fix="use a value from 0 to 0.5")
-    if windows and block < max(int(w.width) for w in windows):
-        raise ConfigError(
-            f"split block size {block} px is smaller than the tile size",
-            fix="use a block size of several tiles (4 × tile size is a good start)",
-        )
-    touched = [_blocks(w, block) for w in windows]
-    blocks = sorted(set().union(*touched))
-    n_val = 0
-    if val_fraction > 0 and len(blocks) > 1:
-        n_val = min(len(blocks) - 1, max(1, round(val_fraction * len(blocks))))
-    order = np.random.default_rng(seed).permutation(len(blocks))
-    val_blocks = {blocks[i] for i in order[:n_val]}
-    train, val, dropped = [], [], []
-    for w, bs in zip(windows, touched):
-        n_in_val = len(bs & val_blocks)
-        (val if n_in_val == len(bs) else train if n_in_val == 0 else dropped).append(w)
-    if val_fraction > 0 and (not val or not train):
-        raise ConfigError(
-            f"a spatial split with blocks of {block} px leaves {len(train)} training and {len(val)} validation tiles",
-            fix="use a smaller block size, or more / larger rasters",
-        )
-    return SplitResult(train, val, dropped, len(blocks) - n_val, n_val, block, seed)
 
 
 def labelled_windows(windows: Iterable[Window], read_labels: Callable[[Window], np.ndarray]) -> list[Window]:

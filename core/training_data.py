@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,15 +10,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from rasterio.windows import Window
 
 from .classes import ClassMap
-from .config import TrainConfig, is_vector
-from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, pair_folders, split_tiles
-from .errors import ConfigError
+from .config import TrainConfig, is_vector, stride_for
+from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, pair_folders
+from .errors import ConfigError, GeoFMWarning
 from .grid import check_grid, require_usable
 from .normalise import BandStats, compute_stats
 from .package import package_metadata
 from .raster import open_raster, read_window
+from .split import TRAIN, VALIDATION, BlockCounts, choose_split, fine_cell
 
 #: Inverse-frequency class weights are capped at this multiple of the mean weight (rare classes, few pixels).
 MAX_CLASS_WEIGHT = 10.0
@@ -37,30 +40,40 @@ class TrainingData:
     resolution: tuple[float, float]
     crs: str | None  # WKT of the first image
     summary: str
+    tile_size: int  # the configured one, or smaller when an image is smaller
 
 
 def prepare_training_data(config: TrainConfig) -> TrainingData:
-    """Check every (image, labels) pair, build scenes and tiles, split them spatially and compute statistics."""
+    """Check every (image, labels) pair, build scenes, split the labels spatially, index tiles, compute statistics."""
     pairs = _pairs(config)
     for img, lbl in pairs:
         _check_pair(img, lbl, config)
-    in_channels, band_names, resolution, crs = _image_facts([img for img, _ in pairs])
+    in_channels, band_names, resolution, crs, smallest = _image_facts([img for img, _ in pairs])
+    notes: list[str] = []
+    tile = _tile_size(config.tile_size, smallest, notes)
     given = ClassMap.from_list(config.classes) if config.classes else None
     field = config.label_field if any(is_vector(lbl) for _, lbl in pairs) else None
     scenes, classes = build_scenes(pairs, field, given, config.ignore_values, config.background)
-    items = index_tiles(scenes, config.tile_size, config.stride)
-    train, val, split_summary = split_tiles(items, config.effective_split_block, config.val_fraction, config.seed)
-    counts = np.zeros(classes.num_classes, dtype=np.int64)
-    stats = compute_stats(_samples(scenes, train, counts))
-    weights = _inverse_frequency(counts)
+    block = config.split_block or 2 * tile
+    split = choose_split(_block_counts(scenes, classes.num_classes, fine_cell(block)), block, config.val_fraction,
+                         config.seed)
+    notes += split.notes
+    train = index_tiles(scenes, tile, stride_for(tile, config.overlap), split, TRAIN)
+    val = index_tiles(scenes, tile, tile, split, VALIDATION, required=False) if split.has_validation else []
+    stats = compute_stats(_samples(scenes, train))
+    counts = split.train_counts
     mode = config.normalisation
     per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
-    summary = f"{split_summary}\nTraining pixels per class: {per_class}"
+    summary = (f"{split.summary()} {len(train)} training tiles, {len(val)} validation tiles of {tile} px."
+               f"\nTraining pixels per class: {per_class}")
+    for note in notes:
+        warnings.warn(note, GeoFMWarning, stacklevel=2)
     return TrainingData(
-        train=SegmentationDataset(scenes, train, stats, mode),
-        val=SegmentationDataset(scenes, val, stats, mode),
-        classes=classes, stats=stats if mode == "global" else None, class_weights=weights,
+        train=SegmentationDataset(scenes, train, stats, mode, split=split, role=TRAIN),
+        val=SegmentationDataset(scenes, val, stats, mode, split=split, role=VALIDATION),
+        classes=classes, stats=stats if mode == "global" else None, class_weights=_inverse_frequency(counts),
         in_channels=in_channels, band_names=band_names, resolution=resolution, crs=crs, summary=summary,
+        tile_size=tile,
     )
 
 
@@ -68,7 +81,7 @@ def package_metadata_for(config: TrainConfig, data: TrainingData, metrics: dict[
                          history: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
     """Metadata for the model package: what a colleague needs to run the model without re-entering anything."""
     return package_metadata(
-        classes=data.classes, band_count=data.in_channels, tile_size=config.tile_size,
+        classes=data.classes, band_count=data.in_channels, tile_size=data.tile_size,
         normalisation=config.normalisation, stats=data.stats, band_names=data.band_names,
         resolution=data.resolution, crs=data.crs, train_config=config.to_stored(),
         metrics={**metrics, "epoch": epoch, "history": history},
@@ -93,37 +106,64 @@ def _check_pair(image: str, labels: str, config: TrainConfig) -> None:
         require_usable(check_grid(image, labels, config.tile_size), config.align_labels)
 
 
-def _image_facts(images: Sequence[str]) -> tuple[int, list[str] | None, tuple[float, float], str | None]:
-    """Band count (the same in every image), band names, resolution and CRS of the first image."""
+def _image_facts(images: Sequence[str]) -> tuple[int, list[str] | None, tuple[float, float], str | None, int]:
+    """Band count (the same in every image), band names, resolution and CRS of the first image, and the shortest
+    side of any image (px)."""
     facts = []
     for path in images:
         with open_raster(path) as src:
             names = [d or "" for d in src.descriptions]
-            facts.append((src.count, names if any(names) else None, src.res, src.crs.to_wkt() if src.crs else None))
+            facts.append((src.count, names if any(names) else None, src.res, src.crs.to_wkt() if src.crs else None,
+                          min(src.width, src.height)))
     counts = {f[0] for f in facts}
     if len(counts) > 1:
         raise ConfigError(f"the images have different band counts ({sorted(counts)})",
                           path=images[0], fix="train on images with the same bands in the same order")
     first = facts[0]
-    return first[0], first[1], (float(first[2][0]), float(first[2][1])), first[3]
+    return first[0], first[1], (float(first[2][0]), float(first[2][1])), first[3], min(f[4] for f in facts)
 
 
-def _samples(scenes: Sequence[Scene], items: Sequence[Item], counts: np.ndarray
-             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Raw (data, valid) of every training tile, for the statistics; counts label pixels per class on the way."""
-    handles: dict[int, tuple] = {}
+def _tile_size(wanted: int, smallest_side: int, notes: list[str]) -> int:
+    """``wanted``, or the largest multiple of 32 px that fits the smallest image (with a note saying so)."""
+    if smallest_side >= wanted:
+        return wanted
+    tile = smallest_side // 32 * 32
+    if tile < 32:
+        raise ConfigError(f"an image is only {smallest_side} px on its shorter side, less than the smallest tile "
+                          "(32 px)", fix="train on a larger image, or pad it")
+    notes.append(f"The tile size is {tile} px instead of {wanted} px: an image is only {smallest_side} px on its "
+                 "shorter side.")
+    return tile
+
+
+def _block_counts(scenes: Sequence[Scene], num_classes: int, cell: int, rows: int = 512) -> list[BlockCounts]:
+    """Labelled pixels per class and ``cell``-px cell of every scene: one pass over the labels, in strips."""
+    out = []
+    for scene in scenes:
+        src, labels = scene.open()
+        try:
+            counts = BlockCounts(src.width, src.height, cell, num_classes)
+            area = labels.area.intersection(Window(0, 0, src.width, src.height))
+            for r in range(int(area.row_off), int(area.row_off + area.height), rows):
+                strip = Window(area.col_off, r, area.width, min(rows, int(area.row_off + area.height) - r))
+                counts.add(labels.read(strip), strip)
+            out.append(counts)
+        finally:
+            labels.close()
+            src.close()
+    return out
+
+
+def _samples(scenes: Sequence[Scene], items: Sequence[Item]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Raw (data, valid) of every training tile, for the statistics."""
+    handles: dict[int, Any] = {}
     try:
         for i, window in items:
             if i not in handles:
-                handles[i] = scenes[i].open()
-            src, labels = handles[i]
-            data, valid = read_window(src, window)
-            y = labels.read(window)[valid]
-            counts += np.bincount(y[y >= 0], minlength=len(counts))
-            yield data, valid
+                handles[i] = open_raster(scenes[i].image)
+            yield read_window(handles[i], window)
     finally:
-        for src, labels in handles.values():
-            labels.close()
+        for src in handles.values():
             src.close()
 
 

@@ -17,7 +17,6 @@ from geofm.core.dataset import (
     cap_gdal_cache,
     index_tiles,
     pair_folders,
-    split_tiles,
     stats_samples,
 )
 from geofm.core.errors import DataError, LabelError
@@ -102,9 +101,7 @@ def test_folder_mode_pairs_tiles_by_name_and_lists_the_unpaired(tmp_path):
     pairs = pair_folders(images, labels)
     assert [p[0].name for p in pairs] == ["t1.tif", "t2.tif", "t3.tif"]
     scenes, cm = build_scenes(pairs)
-    items = index_tiles(scenes, 16)
-    train, val, summary = split_tiles(items, 64, 0.34, seed=0)
-    assert len(train) == 2 and len(val) == 1 and "2 for training, 1 for validation" in summary
+    assert len(index_tiles(scenes, 16)) == 3
     write_raster(images / "t4.tif", np.ones((3, 16, 16), np.float32))
     write_raster(labels / "t9.tif", np.ones((16, 16), np.uint8))
     with pytest.raises(LabelError, match=r"images without labels \['t4'\], labels without images \['t9'\]"):
@@ -126,10 +123,8 @@ def test_vector_labels_scene_labels_only_inside_polygons(tmp_path):
 def test_real_scene_tiles_normalise_to_finite_values_with_nodata_labelled_ignore(scene_image, scene_labels):
     scenes, cm = build_scenes([(scene_image, scene_labels)])
     items = index_tiles(scenes, 128)
-    train, val, summary = split_tiles(items, 256, 0.25, seed=0)
-    assert train and val and "training tiles" in summary
-    stats = compute_stats(stats_samples(scenes, train))
-    ds = SegmentationDataset(scenes, train + val, stats)
+    stats = compute_stats(stats_samples(scenes, items))
+    ds = SegmentationDataset(scenes, items, stats)
     with rasterio.open(scene_image) as src:
         nodata_tiles = 0
         for k, (_, w) in enumerate(ds.items):

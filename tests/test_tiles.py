@@ -5,7 +5,7 @@ import pytest
 from rasterio.windows import Window
 
 from geofm.core.errors import ConfigError, GridError
-from geofm.core.tiles import labelled_windows, spatial_split, tile_windows
+from geofm.core.tiles import labelled_windows, tile_windows
 
 
 def _coverage(windows, width, height):
@@ -36,35 +36,6 @@ def test_raster_smaller_than_a_tile_says_the_sizes_and_the_fix():
     assert "at most 100 px" in str(err.value)
     with pytest.raises(ConfigError, match="stride"):
         tile_windows(300, 300, 64, stride=100)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_no_validation_tile_overlaps_a_training_tile(seed):
-    windows = tile_windows(1000, 700, 64, stride=32)
-    res = spatial_split(windows, block=200, val_fraction=0.25, seed=seed)
-    train, val = res
-    assert train and val
-    assert len(train) + len(val) + len(res.dropped) == len(windows)
-    train_px = _coverage(train, 1000, 700) > 0
-    val_px = _coverage(val, 1000, 700) > 0
-    assert not (train_px & val_px).any()
-    assert f"{len(train)} training tiles" in res.summary and f"{len(val)} validation tiles" in res.summary
-
-
-def test_split_is_seeded_and_zero_fraction_keeps_everything_for_training():
-    windows = tile_windows(800, 800, 64)
-    a, b, c = (spatial_split(windows, 160, 0.2, seed=s).val for s in (7, 7, 8))
-    assert a == b and a != c
-    train, val = spatial_split(windows, 160, 0.0, seed=0)
-    assert len(train) == len(windows) and val == []
-
-
-def test_split_blocks_smaller_than_a_tile_or_too_few_are_refused():
-    windows = tile_windows(256, 256, 64)
-    with pytest.raises(ConfigError, match="smaller than the tile size"):
-        spatial_split(windows, 32, 0.2, 0)
-    with pytest.raises(ConfigError, match="smaller block size"):
-        spatial_split(windows, 512, 0.2, 0)
 
 
 def test_windows_without_a_labelled_pixel_are_skipped():
