@@ -391,3 +391,19 @@ print(type(events[-1]).__name__, events[-1].summary["device"], "torch" in sys.mo
         first = src.read(1)
     np.testing.assert_array_equal(read(tmp_path / "out.tif")[0], np.where(first > 0, 1, 2))
 
+
+def test_prediction_uses_the_training_mixed_precision_policy(tmp_path, monkeypatch):
+    """The torch runner autocasts with core.device.amp_dtype, the function training uses (bf16 where supported)."""
+    import geofm.core.inference.torch_runner as torch_runner
+
+    image = textured(tmp_path, 64, 64)
+    package = stand_in()
+    seen = []
+    package.model.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    run(package, image, tmp_path / "fp32.tif", probabilities=str(tmp_path / "fp32_p.tif"))
+    assert set(seen) == {torch.float32}  # CPU: no autocast
+    monkeypatch.setattr(torch_runner, "amp_dtype", lambda device: torch.bfloat16)  # as on a bf16 GPU
+    seen.clear()
+    run(package, image, tmp_path / "bf16.tif", probabilities=str(tmp_path / "bf16_p.tif"))
+    assert set(seen) == {torch.bfloat16}
+    np.testing.assert_allclose(read(tmp_path / "bf16_p.tif"), read(tmp_path / "fp32_p.tif"), atol=0.05)

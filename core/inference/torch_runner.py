@@ -1,14 +1,14 @@
-"""The torch runner: normalise, run the package's model (fp16 autocast on CUDA), softmax."""
+"""The torch runner: normalise, run the package's model under the shared mixed-precision policy, softmax."""
 
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..device import amp_dtype
 from ..errors import PredictionError
 from ..normalise import normalise
 from ..package import ModelPackage, load_package
@@ -17,13 +17,15 @@ from ..package import ModelPackage, load_package
 class TorchRunner:
     """A :class:`..package.ModelPackage` on a torch device, as a :class:`.runner.Runner`.
 
-    Softmax is taken in float32.
+    Mixed precision follows :func:`..device.amp_dtype`, the policy training uses: bf16 autocast on GPUs that
+    support it, fp16 on older ones, none on CPU and MPS. Softmax is taken in float32.
     """
 
     def __init__(self, package: ModelPackage, device: torch.device):
         self.package = package
         self.torch_device = device
         self.model = package.model.to(device).eval()
+        self.amp = amp_dtype(device)
 
     @classmethod
     def load(cls, package: ModelPackage | str | os.PathLike, device: torch.device) -> TorchRunner:
@@ -52,8 +54,9 @@ class TorchRunner:
         """Raw float32 [B, C, T, T] and validity [B, T, T] -> softmax probabilities float32 [B, K, T, T]."""
         x = np.stack([normalise(t, v, self.stats, self.normalisation) for t, v in zip(raw_tiles, valid)])
         try:
-            amp = torch.autocast("cuda") if self.torch_device.type == "cuda" else nullcontext()
-            with torch.inference_mode(), amp:
+            with torch.inference_mode(), torch.autocast(
+                self.torch_device.type, dtype=self.amp, enabled=self.amp is not None
+            ):
                 logits = self.model(torch.from_numpy(x).to(self.torch_device))
             return torch.softmax(logits.float(), dim=1).cpu().numpy()
         except torch.cuda.OutOfMemoryError as err:
