@@ -1,10 +1,14 @@
-"""How good is a model package on an image with reference labels? Predict seamlessly, then count pixels."""
+"""How good is a model package on an image with reference labels? Predict seamlessly, then count pixels.
+
+Labels are read as the package was trained: its ignore values and background setting (from the stored training
+config) apply unless the caller overrides them.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,14 @@ def evaluate(
     output_json: str | os.PathLike | None = None,
     config: PredictConfig | None = None,
     align_labels: bool = False,
+    *,
+    ignore_values: Sequence[float] | None = None,
+    background: bool | None = None,
 ) -> Iterator[Event]:
     """Predict ``image`` with ``package`` and compare with ``labels`` over labelled, valid pixels.
 
+    ``ignore_values`` (label values that mean 'not labelled') and ``background`` (vector labels: pixels outside
+    every polygon are the background class) default to the package's training settings.
     Yields the prediction's progress events, then a FinishedEvent whose ``summary`` is the metrics dict
     (overall accuracy, per-class IoU / F1, mean IoU); ``output_json`` gets the same as JSON.
     """
@@ -36,7 +45,10 @@ def evaluate(
     if not is_vector(labels):
         require_usable(check_grid(image, labels, tile_size=pkg.tile_size), align_labels)
     field = label_field if is_vector(labels) else None
-    (scene,), classes = build_scenes([(image, labels)], field, pkg.classes)
+    trained_ignore, trained_background = trained_label_settings(pkg.metadata)
+    (scene,), classes = build_scenes([(image, labels)], field, pkg.classes,
+                                     trained_ignore if ignore_values is None else ignore_values,
+                                     trained_background if background is None else background)
     with tempfile.TemporaryDirectory(prefix="geofm-eval-") as tmp:
         predicted = Path(tmp) / "prediction.tif"
         yield from (e for e in predict(pkg, image, predicted, config) if not isinstance(e, FinishedEvent))
@@ -58,3 +70,14 @@ def evaluate(
     if output_json:
         cm.write_json(output_json)
     yield FinishedEvent(os.fspath(output_json or ""), metrics)
+
+
+def trained_label_settings(metadata: dict[str, Any]) -> tuple[list[float], bool]:
+    """The ignore values and background setting a package was trained with (its stored training config, any
+    schema version); none and False when it does not say."""
+    stored = metadata.get("train_config") if isinstance(metadata, dict) else None
+    stored = stored if isinstance(stored, dict) else {}
+    raw = stored.get("ignore_values")
+    values = [float(v) for v in raw if isinstance(v, (int, float)) and not isinstance(v, bool)] \
+        if isinstance(raw, (list, tuple)) else []
+    return values, stored.get("background") is True
