@@ -19,7 +19,7 @@ from .errors import Cancelled
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
 from .grid import check_grid, require_usable
 from .inference.job import CancelFlag, open_job
-from .inference.runner import Runner, runner_loader
+from .inference.runner import Runner, device_of, metadata_of, runner_loader
 from .inference.sinks import ClassTally, ConfusionSink
 from .metrics import ConfusionMatrix
 from .package import ModelPackage
@@ -53,7 +53,7 @@ def evaluate(
             runner = job.runner
             if not is_vector(labels):
                 require_usable(check_grid(image, labels, tile_size=runner.tile_size), align_labels)
-            trained_ignore, trained_background = trained_label_settings(runner.metadata)
+            trained_ignore, trained_background = trained_label_settings(metadata_of(runner))
             (scene,), classes = build_scenes(
                 [(image, labels)], label_field if is_vector(labels) else None, runner.classes,
                 trained_ignore if ignore_values is None else ignore_values,
@@ -65,7 +65,7 @@ def evaluate(
                 yield WarningEvent(note)
             cm = ConfusionMatrix(classes.num_classes, classes.names)
             tally = ClassTally(classes.num_classes)
-            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {runner.device}")
+            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {device_of(runner)}")
             yield from job.run([ConfusionSink(truth, job.extent, cm), tally], cancel)
         except Cancelled:
             yield CancelledEvent("", "evaluation cancelled; nothing was written")

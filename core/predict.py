@@ -21,7 +21,7 @@ from .errors import Cancelled, PredictionError
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
 from .inference.extent import geometries
 from .inference.job import CancelFlag, open_job
-from .inference.runner import Runner, runner_loader
+from .inference.runner import Runner, device_of, runner_loader
 from .inference.sinks import ClassTally, open_geotiff_sinks
 from .inference.windows import window_starts
 
@@ -81,7 +81,7 @@ def _predict(
                 yield WarningEvent(note)
             sinks = open_geotiff_sinks(stack, targets, job.reader, job.extent, runner.classes, runner.path)
             tally = ClassTally(runner.classes.num_classes)
-            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {runner.device}")
+            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {device_of(runner)}")
             yield from job.run([*sinks, tally], cancel)
             if tally.valid_pixels == 0:
                 yield WarningEvent(
@@ -99,7 +99,7 @@ def _predict(
         "windows_run": job.run_count,
         "seconds": round(seconds, 3),
         "windows_per_s": round(job.total / seconds, 3) if seconds > 0 else None,
-        "device": runner.device,
+        "device": device_of(runner),
         "width": int(job.extent.width),
         "height": int(job.extent.height),
         "valid_pixels": tally.valid_pixels,

@@ -25,8 +25,9 @@ class Runner(Protocol):
 
     ``classes`` (K classes), ``tile_size`` (px), ``in_channels`` (bands), ``normalisation`` ('global' | 'per_tile')
     and ``stats``, training ``resolution`` (x, y; None if unknown) and ``crs`` (WKT or None), ``path`` (of the
-    package, '' if none), ``metadata`` (the package's metadata.json; ``train_config``, ``bands`` are read) and
-    ``device`` (where it runs, in words: 'cpu', 'cuda', 'onnxruntime (CPUExecutionProvider)').
+    package, '' if none). Optional: ``metadata`` (the package's metadata.json; ``train_config`` and ``bands`` are
+    read) and ``device`` (where it runs, in words: 'cpu', 'cuda', 'onnxruntime (CPUExecutionProvider)'); read them
+    with :func:`metadata_of` and :func:`device_of`.
     """
 
     classes: ClassMap
@@ -37,14 +38,23 @@ class Runner(Protocol):
     resolution: tuple[float, float] | None
     crs: str | None
     path: str
-    metadata: dict[str, Any]
-    device: str
 
     def probabilities(self, raw_tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Raw band values float32 [B, C, T, T] and their validity [B, T, T] -> softmax probabilities float32
         [B, K, T, T]. The runner normalises (as the package says); invalid pixels get probabilities all the same
         (the caller masks them)."""
         ...
+
+
+def metadata_of(runner: Runner) -> dict[str, Any]:
+    """The runner's package metadata ({} when it has none)."""
+    metadata = getattr(runner, "metadata", None)
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def device_of(runner: Runner) -> str:
+    """Where the runner runs, in words (its class name when it does not say)."""
+    return str(getattr(runner, "device", None) or type(runner).__name__)
 
 
 def is_runner(model: Any) -> bool:
@@ -75,7 +85,7 @@ def check_bands(runner: Runner, raster_band_count: int, path: str | os.PathLike)
     """PackageError when the raster at ``path`` has a different band count than the model needs."""
     need = runner.in_channels
     if raster_band_count != need:
-        names = (runner.metadata.get("bands") or {}).get("names")
+        names = (metadata_of(runner).get("bands") or {}).get("names")
         which = f" ({', '.join(names)})" if names else ""
         raise PackageError(
             f"the model needs {need} bands but the raster has {raster_band_count}",
