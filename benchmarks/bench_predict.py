@@ -30,10 +30,11 @@ from torch import nn
 from geofm.core.classes import ClassMap
 from geofm.core.config import PredictConfig
 from geofm.core.events import FinishedEvent
+from geofm.core.inference.windows import window_starts
 from geofm.core.model import build_model
 from geofm.core.normalise import BandStats, normalise
 from geofm.core.package import ModelPackage
-from geofm.core.predict import predict, window_starts
+from geofm.core.predict import predict
 from geofm.core.raster import read_window
 
 RESULTS = Path(__file__).resolve().parent / "results" / "predict.md"

@@ -75,8 +75,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     out = args.out or None
-    result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
-                    quiet=args.json)
+    result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels,
+                            ignore_values=args.ignore_values, background=args.background), quiet=args.json)
     metrics = result.summary if result else {}
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -202,6 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", required=True)
     e.add_argument("--label-field")
     e.add_argument("--align-labels", action="store_true")
+    e.add_argument("--ignore-values", type=float, nargs="*", metavar="VALUE",
+                   help="label values that mean 'not labelled' (default: those the model was trained with; "
+                        "give the flag alone for none)")
+    e.add_argument("--background", action=argparse.BooleanOptionalAction, default=None,
+                   help="vector labels: pixels outside every polygon are the background class (default: as trained)")
     e.add_argument("--out", help="write the metrics JSON here")
     add_setting_flags(e, PredictConfig, skip=("probabilities", "confidence", "bbox", "bbox_crs"))
     e.add_argument("--json", action="store_true")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -18,10 +20,11 @@ from geofm.core.classes import ClassMap
 from geofm.core.config import PredictConfig
 from geofm.core.errors import ConfigError, PackageError, PredictionError
 from geofm.core.events import CancelledEvent, FinishedEvent, ProgressEvent, WarningEvent
+from geofm.core.inference.windows import window_starts
 from geofm.core.model import build_model
 from geofm.core.normalise import BandStats, normalise
 from geofm.core.package import ModelPackage, package_metadata, save_package
-from geofm.core.predict import confidence_path, predict, window_starts
+from geofm.core.predict import confidence_path, predict
 from geofm.core.raster import open_raster, read_window
 
 from rasters import UTM33N, separable_scene, write_raster
@@ -353,3 +356,54 @@ def test_window_starts_cover_the_extent_with_the_last_window_shifted_inward():
     assert window_starts(0, 300, 300, 64, 32) == [0, 32, 64, 96, 128, 160, 192, 224, 236]
     assert window_starts(10, 40, 300, 64, 32) == [0]  # short extent: one window, centred, kept inside
     assert window_starts(0, 40, 40, 64, 32) == [0]  # raster shorter than a tile: read boundless
+
+
+# --- the model seam --------------------------------------------------------------------------------------------------
+
+
+def test_a_runner_without_torch_predicts_where_torch_cannot_be_imported(tmp_path):
+    """predict() takes any runner (package facts + probabilities); with torch unimportable it still runs."""
+    image = textured(tmp_path, 80, 70)
+    code = f"""
+import sys
+sys.modules["torch"] = None  # import torch now fails
+import numpy as np
+from geofm.core.classes import ClassMap
+from geofm.core.config import PredictConfig
+from geofm.core.predict import predict
+
+class Runner:
+    classes = ClassMap.from_list([{{"value": 1}}, {{"value": 2}}])
+    tile_size, in_channels, normalisation, stats, resolution, crs, path, metadata, device = (
+        32, 4, "global", None, None, None, "", {{}}, "numpy")
+
+    def probabilities(self, raw, valid):
+        first = 1 / (1 + np.exp(-raw[:, 0]))
+        return np.stack([first, 1 - first], axis=1).astype(np.float32)
+
+events = list(predict(Runner(), {str(image)!r}, {str(tmp_path / "out.tif")!r}, PredictConfig(device="cpu")))
+print(type(events[-1]).__name__, events[-1].summary["device"], "torch" in sys.modules and sys.modules["torch"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["FinishedEvent", "numpy", "None"]
+    with rasterio.open(image) as src:
+        first = src.read(1)
+    np.testing.assert_array_equal(read(tmp_path / "out.tif")[0], np.where(first > 0, 1, 2))
+
+
+def test_prediction_uses_the_training_mixed_precision_policy(tmp_path, monkeypatch):
+    """The torch runner autocasts with core.device.amp_dtype, the function training uses (bf16 where supported)."""
+    import geofm.core.inference.torch_runner as torch_runner
+
+    image = textured(tmp_path, 64, 64)
+    package = stand_in()
+    seen = []
+    package.model.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    run(package, image, tmp_path / "fp32.tif", probabilities=str(tmp_path / "fp32_p.tif"))
+    assert set(seen) == {torch.float32}  # CPU: no autocast
+    monkeypatch.setattr(torch_runner, "amp_dtype", lambda device: torch.bfloat16)  # as on a bf16 GPU
+    seen.clear()
+    run(package, image, tmp_path / "bf16.tif", probabilities=str(tmp_path / "bf16_p.tif"))
+    assert set(seen) == {torch.bfloat16}
+    np.testing.assert_allclose(read(tmp_path / "bf16_p.tif"), read(tmp_path / "fp32_p.tif"), atol=0.05)
