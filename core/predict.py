@@ -24,6 +24,7 @@ from .inference.job import CancelFlag, open_job
 from .inference.runner import Runner, device_of, runner_loader
 from .inference.sinks import ClassTally, open_geotiff_sinks
 from .inference.windows import window_starts
+from .qml import style_path, write_style
 
 try:  # torch's native extensions load with this module, on the importing thread (geofm_qgis preloads it there)
     from .inference import torch_runner  # noqa: F401
@@ -88,6 +89,7 @@ def _predict(
                     f"{raster}: every pixel of the extent is nodata (or outside the polygon), so the output is all "
                     "nodata. Fix: check the raster's nodata value and the extent."
                 )
+        style = write_style(targets["classes"], runner.classes)  # names and colours for whoever opens the file
     except Cancelled:
         yield CancelledEvent("", "prediction cancelled; no output was written")
         return
@@ -105,6 +107,7 @@ def _predict(
         "valid_pixels": tally.valid_pixels,
         "class_pixels": dict(zip(runner.classes.names, tally.class_pixels.tolist())),
         "outputs": {kind: str(path) for kind, path in targets.items()},
+        "style": str(style),
     }
     yield FinishedEvent(str(targets["classes"]), summary)
 
@@ -116,6 +119,10 @@ def _targets(raster: Path, output: Path, config: PredictConfig) -> dict[str, Pat
         targets["probabilities"] = Path(config.probabilities)
     if config.confidence:
         targets["confidence"] = confidence_path(output)
+    if style_path(output).resolve() == style_path(raster).resolve():
+        raise PredictionError("the class map's style file would replace the input raster's style "
+                              f"({style_path(raster).name})", path=output,
+                              fix="give the prediction a name of its own, e.g. …_classes.tif")
     seen: dict[Path, str] = {}
     for kind, path in targets.items():
         where = path.resolve()

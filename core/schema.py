@@ -218,8 +218,8 @@ def _bbox(s: Setting, v: Any) -> tuple[float, ...]:
 
 
 def _geojson(s: Setting, v: Any) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise _Wrong("a GeoJSON geometry, Feature or FeatureCollection")
+    if not isinstance(v, dict) or v.get("type") not in ("Polygon", "MultiPolygon", "Feature", "FeatureCollection"):
+        raise _Wrong("a GeoJSON Polygon or MultiPolygon (geometry, Feature or FeatureCollection)")
     return v
 
 

@@ -407,3 +407,16 @@ def test_prediction_uses_the_training_mixed_precision_policy(tmp_path, monkeypat
     run(package, image, tmp_path / "bf16.tif", probabilities=str(tmp_path / "bf16_p.tif"))
     assert set(seen) == {torch.bfloat16}
     np.testing.assert_allclose(read(tmp_path / "bf16_p.tif"), read(tmp_path / "fp32_p.tif"), atol=0.05)
+
+
+def test_the_class_map_travels_with_its_names_and_colours(tmp_path):
+    """A .qml beside the class raster: QGIS shows names and colours to whoever opens the file from disk."""
+    img = write_raster(tmp_path / "scene.tif", np.ones((4, 64, 64), np.float32))
+    package = stand_in(bands=4)
+    events = list(predict(package, img, tmp_path / "out.tif", PredictConfig(device="cpu")))
+    style = (tmp_path / "out.qml").read_text()
+    assert events[-1].summary["style"] == str(tmp_path / "out.qml")
+    for c in CLASSES.classes:
+        assert f'value="{c.value}" color="{c.colour}"' in style and f'label="{c.name}"' in style
+    with pytest.raises(PredictionError, match="style file would replace the input raster's style"):
+        predict(package, img, tmp_path / "scene.tiff", PredictConfig(device="cpu"))
