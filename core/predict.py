@@ -5,6 +5,9 @@ batches. Their softmax probabilities are weighted by a window that falls toward 
 buffer holding only the rows the current strip touches; rows no later window touches are finished, turned into
 class values (and optionally probabilities / confidence) and written out in whole rows of GeoTIFF blocks.
 Memory is bounded by (tile + block) rows × the extent's width, whatever the raster's height.
+
+torch is imported only for a .geofm package: an ONNX model (:class:`.onnx_model.OnnxModel`, a ``.onnx`` path) runs
+with onnxruntime alone, its ``probabilities`` taking the place of normalise + model + softmax.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ import errno
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import rasterio
-import torch
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -34,13 +37,17 @@ from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 
 from .config import known_settings
-from .device import resolve_device
 from .errors import ConfigError, PredictionError
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
 from .fileio import atomic_path
 from .normalise import normalise
-from .package import ModelPackage, check_bands, load_package
+from .onnx_model import OnnxModel, is_onnx
 from .raster import open_raster, read_window
+
+if TYPE_CHECKING:
+    import torch
+
+    from .package import ModelPackage
 
 BLOCK = 256  # output GeoTIFF tile size (px); rows are written in whole rows of blocks
 EDGE_FLOOR = 1e-3  # weight of a window's outermost pixels, relative to its centre
@@ -118,13 +125,14 @@ def confidence_path(output: str | os.PathLike) -> Path:
 
 
 def predict(
-    package: ModelPackage | str | os.PathLike,
+    package: ModelPackage | OnnxModel | str | os.PathLike,
     raster: str | os.PathLike,
     output: str | os.PathLike,
     config: PredictConfig | None = None,
     cancel: CancelFlag | None = None,
 ) -> Iterator[Event]:
-    """Predict ``raster`` with ``package`` (a loaded package or its path) into the class-map GeoTIFF ``output``.
+    """Predict ``raster`` with ``package`` (a loaded package or ONNX model, or a .geofm / .onnx path) into the
+    class-map GeoTIFF ``output``.
 
     The config, the device and the output paths are checked now (ConfigError / PredictionError); the rest when the
     returned generator runs. It yields WarningEvent, ProgressEvent (windows done of total) and ends with a
@@ -134,7 +142,8 @@ def predict(
     config = (config or PredictConfig()).validate()
     raster = Path(raster)
     targets = _targets(raster, Path(output), config)
-    return _predict(package, raster, targets, config, resolve_device(config.device), cancel)
+    device = config.device if is_onnx(package) else _torch_device(config.device, package)
+    return _predict(package, raster, targets, config, device, cancel)
 
 
 def weight_window(tile: int, floor: float = EDGE_FLOOR) -> np.ndarray:
@@ -154,21 +163,57 @@ def window_starts(offset: int, length: int, full: int, tile: int, stride: int) -
     return [*range(offset, offset + length - tile, stride), offset + length - tile]
 
 
+def _torch_device(name: str, package: Any) -> torch.device:
+    """The torch device for a .geofm package; a ConfigError in plain words where torch is missing."""
+    try:
+        from .device import resolve_device
+    except ImportError as err:
+        raise ConfigError(f"a .geofm model package needs torch, which cannot be imported here ({err})",
+                          path=package if isinstance(package, str | os.PathLike) else None,
+                          fix="install torch (see README), or export the model to ONNX where torch is installed "
+                              "(geofm export) and predict with the .onnx file") from err
+    return resolve_device(name)
+
+
+def _load(package: Any, device: torch.device | str) -> ModelPackage | OnnxModel:
+    """The model to run: ``package`` itself when loaded, else the .onnx or .geofm file it names, ready on ``device``."""
+    if isinstance(package, str | os.PathLike):
+        if is_onnx(package):
+            return OnnxModel.load(package, str(device))
+        from .package import load_package
+
+        package = load_package(package, device)
+    if not is_onnx(package):
+        package.model.to(device).eval()
+    return package
+
+
+def _out_of_memory() -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory error where torch is loaded (nothing to catch where it is not)."""
+    torch = sys.modules.get("torch")
+    return (torch.cuda.OutOfMemoryError,) if torch is not None else ()
+
+
 def _predict(
-    package: ModelPackage | str | os.PathLike,
+    package: ModelPackage | OnnxModel | str | os.PathLike,
     raster: Path,
     targets: dict[str, Path],
     config: PredictConfig,
-    device: torch.device,
+    device: torch.device | str,
     cancel: CancelFlag | None,
 ) -> Iterator[Event]:
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
             src = stack.enter_context(open_raster(raster))
-            pkg = package if isinstance(package, ModelPackage) else load_package(package, device)
-            pkg.model.to(device).eval()
-            check_bands(pkg, src.count, raster)
+            pkg = _load(package, device)
+            if is_onnx(pkg):
+                pkg.check_bands(src.count, raster)
+                device = f"onnxruntime ({pkg.runtime})"
+            else:
+                from .package import check_bands
+
+                check_bands(pkg, src.count, raster)
             reader, notes = _reader(src, pkg, config)
             if reader is not src:
                 stack.enter_context(reader)
@@ -177,7 +222,7 @@ def _predict(
                 yield WarningEvent(note)
             job = _Job(pkg, reader, extent, shapes, config, device)
             outputs = _open_outputs(stack, targets, reader, extent, pkg)
-            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {device.type}")
+            yield ProgressEvent(0, job.total, f"predicting {job.total} windows on {getattr(device, 'type', device)}")
             yield from job.run(outputs, cancel)
             for out in outputs.values():
                 out.flush()
@@ -191,7 +236,7 @@ def _predict(
         return
     except OSError as err:
         raise _write_error(err, targets["classes"]) from err
-    except torch.cuda.OutOfMemoryError as err:
+    except _out_of_memory() as err:
         raise PredictionError(
             "the device ran out of memory", path=raster, fix=f"use a batch size below {config.batch_size}, or --device cpu"
         ) from err
@@ -430,7 +475,7 @@ class _Job:
 
     def __init__(
         self, pkg: ModelPackage, reader: Reader, extent: Window, shapes: list[dict[str, Any]] | None,
-        config: PredictConfig, device: torch.device,
+        config: PredictConfig, device: torch.device | str,
     ) -> None:
         self.pkg, self.reader, self.extent, self.shapes, self.device = pkg, reader, extent, shapes, device
         self.tile = tile = pkg.tile_size
@@ -444,7 +489,12 @@ class _Job:
         w1 = weight_window(tile)
         self.row_weight = _coverage(self.rows, r0, h, w1)
         self.col_weight = _coverage(self.cols, c0, w, w1)
-        self.weights = torch.from_numpy(np.outer(w1, w1)).to(device)
+        self.onnx = is_onnx(pkg)
+        self.weights = np.outer(w1, w1)
+        if not self.onnx:
+            import torch
+
+            self.weights = torch.from_numpy(self.weights).to(device)
         k = pkg.classes.num_classes
         self.sums = np.zeros((k, min(h, tile), w), np.float32)
         self.keep = np.zeros((min(h, tile), w), bool)
@@ -479,16 +529,22 @@ class _Job:
             if self.shapes is not None:
                 keep = valid & geometry_mask(self.shapes, out_shape=valid.shape, invert=True,
                                              transform=self.reader.window_transform(window))
-            if keep.any():
-                tiles.append(normalise(data, valid, self.stats, self.norm_mode))
+            if keep.any():  # an ONNX graph normalises raw values itself; NaN marks invalid pixels for it
+                tiles.append(np.where(valid, data, np.float32(np.nan)) if self.onnx
+                             else normalise(data, valid, self.stats, self.norm_mode))
                 placed.append((row - int(self.extent.row_off), col - int(self.extent.col_off), keep))
         if not tiles:
             return
-        x = torch.from_numpy(np.stack(tiles)).to(self.device)
-        amp = torch.autocast("cuda") if self.device.type == "cuda" else nullcontext()
-        with torch.inference_mode(), amp:
-            logits = self.pkg.model(x)
-        probs = (torch.softmax(logits.float(), dim=1) * self.weights).cpu().numpy()
+        if self.onnx:
+            probs = self.pkg.probabilities(np.stack(tiles)) * self.weights
+        else:
+            import torch
+
+            x = torch.from_numpy(np.stack(tiles)).to(self.device)
+            amp = torch.autocast("cuda") if self.device.type == "cuda" else nullcontext()
+            with torch.inference_mode(), amp:
+                logits = self.pkg.model(x)
+            probs = (torch.softmax(logits.float(), dim=1) * self.weights).cpu().numpy()
         self.run_count += len(tiles)
         for p, (r, c, keep) in zip(probs, placed, strict=True):
             self._add(r, c, p, keep)
