@@ -66,11 +66,14 @@ def _find(module: str):
         return None
 
 
-def missing_dependencies(requirements: dict[str, tuple[str, str]] | None = None) -> list[Missing]:
-    """Dependencies (of the full engine, or ``requirements``) that are not installed or too old, found without
-    importing them."""
+def missing_dependencies() -> list[Missing]:
+    """Dependencies of the full engine that are not installed or too old, found without importing them."""
+    return _missing(REQUIREMENTS)
+
+
+def _missing(requirements: dict[str, tuple[str, str]]) -> list[Missing]:
     problems = []
-    for module, (dist, minimum) in (REQUIREMENTS if requirements is None else requirements).items():
+    for module, (dist, minimum) in requirements.items():
         if _find(module) is None:
             problems.append(Missing(module, "not installed"))
             continue
@@ -85,7 +88,7 @@ def missing_dependencies(requirements: dict[str, tuple[str, str]] | None = None)
 
 def missing_for_prediction() -> list[Missing]:
     """What predicting with an exported .onnx model still lacks (onnxruntime, rasterio)."""
-    return missing_dependencies(PREDICT_ONLY_REQUIREMENTS)
+    return _missing(PREDICT_ONLY_REQUIREMENTS)
 
 
 def engine_mode() -> str:
