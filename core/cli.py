@@ -1,4 +1,4 @@
-"""``geofm`` on the command line: check, train, evaluate, info and predict. Errors print without a traceback."""
+"""``geofm`` on the command line: check, train, evaluate, info, predict and export. Errors print without a traceback."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import traceback
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from .cli_settings import add_setting_flags, values_from_args
 from .config import PredictConfig, TrainConfig
-from .errors import GeoFMError, GeoFMWarning
+from .errors import ConfigError, GeoFMError, GeoFMWarning
 from .events import CancelledEvent, EpochEvent, Event, FinishedEvent, ProgressEvent, StartEvent, StepEvent, WarningEvent
 
 EXIT_UNUSABLE = 2
@@ -86,20 +88,24 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .package import load_package
+    from .onnx_model import is_onnx, read_geofm_metadata
 
-    pkg = load_package(args.model)
-    meta = pkg.metadata
+    if is_onnx(args.model):  # the metadata it was exported with; neither torch nor onnxruntime needed
+        meta = read_geofm_metadata(args.model)
+    else:
+        from .package import load_package
+
+        meta = load_package(args.model).metadata
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
     arch = meta["architecture"]
-    print(f"Model package {args.model}")
-    print(f"  {arch['backbone']} + {arch['decoder']} decoder, {pkg.in_channels} band(s), tile {pkg.tile_size} px, "
-          f"normalisation {pkg.normalisation}")
-    if pkg.resolution:
-        print(f"  trained at {pkg.resolution[0]:g} × {pkg.resolution[1]:g} map units per pixel")
-    print("  classes: " + ", ".join(f"{c.value} {c.name} ({c.colour})" for c in pkg.classes.classes))
+    print(f"{'ONNX model (exported by geofm)' if is_onnx(args.model) else 'Model package'} {args.model}")
+    print(f"  {arch['backbone']} + {arch['decoder']} decoder, {meta['bands']['count']} band(s), "
+          f"tile {meta['tile_size']} px, normalisation {meta['normalisation']['mode']}")
+    if meta.get("resolution"):
+        print(f"  trained at {meta['resolution'][0]:g} × {meta['resolution'][1]:g} map units per pixel")
+    print("  classes: " + ", ".join(f"{c['value']} {c['name']} ({c['colour']})" for c in meta["classes"]))
     print_metrics(meta.get("metrics") or {})
     return 0
 
@@ -108,9 +114,29 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import predict
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
-    result = drive(predict(args.model, args.image, args.out, cfg))
+    from .onnx_model import is_onnx
+
+    model = args.model
+    if args.runtime == "torch" and is_onnx(model):
+        raise ConfigError("an .onnx model runs with onnxruntime, not torch", path=model,
+                          fix="leave out --runtime torch, or give the .geofm package instead")
+    with tempfile.TemporaryDirectory(prefix="geofm-onnx-") as folder:
+        if args.runtime == "onnx" and not is_onnx(model):
+            from .onnx_export import export_onnx
+
+            print("Exporting the package to a temporary ONNX model…", file=sys.stderr)
+            model = str(export_onnx(model, Path(folder) / f"{Path(model).stem}.onnx"))
+        result = drive(predict(model, args.image, args.out, cfg))
     if result:
         print(f"Prediction written to {result.path or args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .onnx_export import export_onnx
+
+    out = export_onnx(args.model, args.out, opset=args.opset, nodata=args.nodata, dynamic_size=args.dynamic_size)
+    print(f"ONNX model written to {out} ({out.stat().st_size / 2**20:.1f} MiB, opset {args.opset})")
     return 0
 
 
@@ -212,7 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=_evaluate)
 
-    i = sub.add_parser("info", help="what a model package holds")
+    i = sub.add_parser("info", help="what a model package (or a geofm-exported .onnx) holds")
     i.add_argument("--model", required=True)
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=_info)
@@ -222,7 +248,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--image", required=True)
     r.add_argument("--out", required=True, help="class-map GeoTIFF to write")
     add_setting_flags(r, PredictConfig)
+    r.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: torch for a .geofm, onnxruntime for a .onnx; onnx: export a .geofm to a temporary "
+                        ".onnx first and run that")
     r.set_defaults(run=_predict)
+
+    x = sub.add_parser("export", help="export a model package to ONNX (for prediction without torch, or Deepness)")
+    x.add_argument("--model", required=True, help="the .geofm model package")
+    x.add_argument("--out", required=True, help="the .onnx file to write")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (17 loads in onnxruntime 1.12 and later)")
+    x.add_argument("--nodata", type=float, help="a raw value the graph treats as nodata, like NaN (for tools that "
+                                                "feed raw values, e.g. Deepness)")
+    x.add_argument("--dynamic-size", action="store_true",
+                   help="symbolic height and width instead of the tile size (Deepness cannot load that)")
+    x.set_defaults(run=_export)
     return p
 
 

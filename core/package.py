@@ -147,20 +147,6 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     return package
 
 
-def check_bands(package: ModelPackage, raster_band_count: int, path: str | os.PathLike) -> None:
-    """Raise PackageError when the raster at ``path`` has a different band count than the model needs."""
-    need = package.in_channels
-    if raster_band_count != need:
-        names = package.metadata.get("bands", {}).get("names")
-        which = f" ({', '.join(names)})" if names else ""
-        raise PackageError(
-            f"the model needs {need} bands but the raster has {raster_band_count}",
-            path=path,
-            fix=f"use a raster with the same {need} bands{which}, in the same order, as the training image "
-            "(e.g. build a virtual raster or stack the bands), or train a model on this raster's bands",
-        )
-
-
 def versions() -> dict[str, str]:
     """Versions of geofm and the libraries that shape a model's results."""
     try:

@@ -16,7 +16,14 @@ REQUIREMENTS: dict[str, tuple[str, str]] = {
     "torchvision": ("torchvision", "0.15"),
     "rasterio": ("rasterio", "1.3"),
 }
-PINS: dict[str, str] = {"torch": "torch==2.14.1", "torchvision": "torchvision==0.29.1", "rasterio": "rasterio>=1.3"}
+#: what predicting with an .onnx model exported by geofm needs: the lighter install for colleagues who only predict
+PREDICT_ONLY_REQUIREMENTS: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("onnxruntime", "1.12"),
+    "rasterio": ("rasterio", "1.3"),
+}
+PINS: dict[str, str] = {"torch": "torch==2.14.1", "torchvision": "torchvision==0.29.1", "rasterio": "rasterio>=1.3",
+                        "onnxruntime": "onnxruntime>=1.12"}
+FULL, PREDICT_ONLY, NO_ENGINE = "full", "predict-only", "none"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
 
@@ -60,9 +67,13 @@ def _find(module: str):
 
 
 def missing_dependencies() -> list[Missing]:
-    """Dependencies that are not installed or too old, found without importing them."""
+    """Dependencies of the full engine that are not installed or too old, found without importing them."""
+    return _missing(REQUIREMENTS)
+
+
+def _missing(requirements: dict[str, tuple[str, str]]) -> list[Missing]:
     problems = []
-    for module, (dist, minimum) in REQUIREMENTS.items():
+    for module, (dist, minimum) in requirements.items():
         if _find(module) is None:
             problems.append(Missing(module, "not installed"))
             continue
@@ -73,6 +84,19 @@ def missing_dependencies() -> list[Missing]:
         if _version_tuple(version) < _version_tuple(minimum):
             problems.append(Missing(module, f"version {version} is too old (need {minimum} or newer)"))
     return problems
+
+
+def missing_for_prediction() -> list[Missing]:
+    """What predicting with an exported .onnx model still lacks (onnxruntime, rasterio)."""
+    return _missing(PREDICT_ONLY_REQUIREMENTS)
+
+
+def engine_mode() -> str:
+    """FULL (train, predict, export), PREDICT_ONLY (onnxruntime and rasterio but not torch: predict with .onnx
+    models only) or NO_ENGINE."""
+    if not missing_dependencies():
+        return FULL
+    return PREDICT_ONLY if not missing_for_prediction() else NO_ENGINE
 
 
 def qgis_python(

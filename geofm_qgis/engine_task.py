@@ -58,12 +58,16 @@ class EngineTask(QgsTask):
     def run(self) -> bool:
         """Worker thread: iterate the job, forward events, turn exceptions into a message."""
         try:
-            from ..core.device import reserve_cpu_cores
             from ..core.errors import GeoFMError
         except ImportError as err:  # the engine's dependencies went missing
             self.error = f"geofm's engine cannot load: {err}"
             return False
-        reserve_cpu_cores(1)  # QGIS's main thread keeps a core: the window stays responsive
+        try:
+            from ..core.device import reserve_cpu_cores
+        except ImportError:  # predict-only install (onnxruntime, no torch): onnxruntime sizes its own threads
+            pass
+        else:
+            reserve_cpu_cores(1)  # QGIS's main thread keeps a core: the window stays responsive
         try:
             for event in self._job(self._cancel):
                 self.result = event

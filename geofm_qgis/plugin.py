@@ -92,6 +92,9 @@ class GeoFMPlugin:
         if not self.missing:
             return True
         names = ", ".join(m.module for m in self.missing)
+        if deps.engine_mode() == deps.PREDICT_ONLY:  # a deliberate light install: no dialog at every start
+            log(f"predict-only mode: .onnx models predict with onnxruntime; training needs {names}")
+            return False
         log(f"missing or unusable: {names}", Qgis.MessageLevel.Warning)
         self.show_dependency_dialog()
         return False
@@ -106,8 +109,11 @@ class GeoFMPlugin:
         self.deps_dialog.raise_()
         return self.deps_dialog
 
-    def _engine_ready(self) -> bool:
+    def _engine_ready(self, predict_only_ok: bool = False) -> bool:
+        """True when the engine can run (with ``predict_only_ok``: when .onnx models can, without torch)."""
         if self.missing and deps.missing_dependencies():
+            if predict_only_ok and deps.engine_mode() == deps.PREDICT_ONLY:
+                return True
             self.show_dependency_dialog()
             return False
         self.missing = []
@@ -126,8 +132,8 @@ class GeoFMPlugin:
         return self.dialog
 
     def open_predict(self) -> QDialog | None:
-        """Open the predict dialog; its request starts a prediction task."""
-        if not self._engine_ready():
+        """Open the predict dialog; its request starts a prediction task (with onnxruntime alone, .onnx models)."""
+        if not self._engine_ready(predict_only_ok=True):
             return None
         from .predict_dialog import PredictDialog
 

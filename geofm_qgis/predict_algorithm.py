@@ -23,6 +23,7 @@ from .result_layers import paletted_renderer
 
 #: PredictConfig settings this algorithm declares itself (the extent); the rest come from the schema.
 BY_HAND = ("bbox", "bbox_crs")
+MODEL_FILTER = "geofm model (*.geofm *.onnx)"
 #: Post-processors by output path, alive until QGIS has styled the layer (one per output, replaced on rerun).
 STYLERS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 
@@ -50,12 +51,14 @@ class PredictAlgorithm(SegmentationAlgorithm):
         return "Predict with segmentation model"
 
     def shortHelpString(self) -> str:  # noqa: N802
-        return ("Applies a geofm model package (.geofm) to a raster with the same bands as its training image and "
-                "writes a GeoTIFF class map styled with the package's class names and colours; optionally a "
-                "confidence raster. Sliding windows overlap and are blended, so tile seams do not show.")
+        return ("Applies a geofm model package (.geofm), or an .onnx model exported from one (runs with onnxruntime, "
+                "without torch), to a raster with the same bands as its training image and writes a GeoTIFF class "
+                "map styled with the package's class names and colours; optionally a confidence raster. Sliding "
+                "windows overlap and are blended, so tile seams do not show.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile("MODEL", "Model package", extension="geofm"))
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model package (.geofm, or an .onnx exported by geofm)",
+                                                     fileFilter=MODEL_FILTER))
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster"))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole raster)", optional=True))
         from ..core.config import PredictConfig

@@ -103,7 +103,8 @@ class PredictDialog(QDialog):
         """Read the package's metadata and show its summary (or why it cannot be read)."""
         self.metadata = None
         if not path:
-            self.summary.setHtml("<p>Choose a .geofm model package: its classes, bands and scores appear here.</p>")
+            self.summary.setHtml("<p>Choose a .geofm model package (or an .onnx exported by geofm): its classes, bands "
+                                 "and scores appear here.</p>")
             return
         try:
             self.metadata = read_metadata(path)
@@ -119,7 +120,7 @@ class PredictDialog(QDialog):
         package = self.package_widget.filePath().strip()
         if self.metadata is None:
             raise InputProblem(f"{package}: not a readable model package." if package else
-                                 "Choose a model package (.geofm).")
+                                 "Choose a model package (.geofm or .onnx).")
         layer = self.raster_combo.currentLayer()
         if layer is None:
             raise InputProblem("Choose the raster to predict on.")

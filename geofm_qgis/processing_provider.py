@@ -11,7 +11,7 @@ ICON = Path(__file__).resolve().parent.parent / "icon.png"
 
 
 class GeoFMProvider(QgsProcessingProvider):
-    """Provider id 'geofm': algorithms 'geofm:train' and 'geofm:predict'."""
+    """Provider id 'geofm': algorithms 'geofm:train', 'geofm:predict' and 'geofm:export'."""
 
     def id(self) -> str:  # noqa: A003 - QGIS API name
         return "geofm"
@@ -26,8 +26,10 @@ class GeoFMProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        from .export_algorithm import ExportAlgorithm
         from .predict_algorithm import PredictAlgorithm
         from .train_algorithm import TrainAlgorithm
 
         self.addAlgorithm(TrainAlgorithm())
         self.addAlgorithm(PredictAlgorithm())
+        self.addAlgorithm(ExportAlgorithm())

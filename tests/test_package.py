@@ -14,11 +14,11 @@ import torch
 
 from geofm.core.classes import ClassMap
 from geofm.core.errors import PackageError
+from geofm.core.inference.runner import check_bands
 from geofm.core.model import build_model
 from geofm.core.normalise import BandStats
 from geofm.core.package import (
     FORMAT_VERSION,
-    check_bands,
     load_package,
     package_metadata,
     save_package,

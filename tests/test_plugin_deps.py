@@ -58,6 +58,8 @@ def test_nothing_missing_here():
 
 def test_torch_missing_gives_a_dialog_not_an_error(qgis_iface, monkeypatch):
     monkeypatch.setattr(deps, "missing_dependencies", lambda: [deps.Missing("torch", "not installed")])
+    # nor onnxruntime: with it, a QGIS without torch is a deliberate predict-only install (test_plugin_onnx.py)
+    monkeypatch.setattr(deps, "missing_for_prediction", lambda: [deps.Missing("onnxruntime", "not installed")])
     instance = geofm.classFactory(qgis_iface)
     instance.initGui()
     try:
@@ -75,6 +77,7 @@ def test_torch_missing_gives_a_dialog_not_an_error(qgis_iface, monkeypatch):
 def test_plugin_loads_without_importing_the_engine_when_torch_is_missing():
     out = run_in_fresh_qgis(f"""
         sys.modules["torch"] = None  # torch cannot be imported, as on a fresh QGIS
+        sys.modules["onnxruntime"] = None  # nor onnxruntime (with it, geofm starts in predict-only mode)
         sys.path.insert(0, {str(REPO.parent)!r})
         import geofm
         plugin = geofm.classFactory(iface)

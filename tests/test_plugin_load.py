@@ -25,7 +25,7 @@ def test_menu_toolbar_and_provider(loaded, qgis_iface):
     assert [a.text() for a in loaded.toolbar.actions()] == texts
     provider = QgsApplication.processingRegistry().providerById("geofm")
     assert provider is not None
-    assert {a.id() for a in provider.algorithms()} == {"geofm:train", "geofm:predict"}
+    assert {a.id() for a in provider.algorithms()} == {"geofm:train", "geofm:predict", "geofm:export"}
     assert loaded.deps_dialog is None  # everything is installed here: no dialog
 
 

@@ -63,13 +63,18 @@ def is_runner(model: Any) -> bool:
 
 
 def runner_loader(model: Any, device: str = "auto") -> Callable[[], Runner]:
-    """A function that returns the runner for ``model``: a runner as it is, or a torch runner for a
-    :class:`..package.ModelPackage` or a .geofm path on ``device``.
+    """A function that returns the runner for ``model``: a runner as it is, an onnxruntime runner for a .onnx
+    path, or a torch runner for a :class:`..package.ModelPackage` or a .geofm path on ``device``.
 
     The device is checked now (ConfigError); the package loads when the function is called, in the job's thread.
     """
     if is_runner(model):
         return lambda: model
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model).lower().endswith(".onnx"):
+        from ..onnx_model import OnnxModel, import_onnxruntime, providers_for
+
+        providers_for(device, import_onnxruntime().get_available_providers())  # the device is checked now
+        return lambda: OnnxModel.load(model, device)
     try:
         from ..device import resolve_device
         from .torch_runner import TorchRunner
