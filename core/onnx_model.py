@@ -173,13 +173,15 @@ class OnnxModel:
                                path=path, fix=_NO_GEOFM)
         return model
 
-    def probabilities(self, raw_tiles: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Raw band values [B, C, T, T] float32 and their validity [B, T, T] -> probabilities [B, K, T, T].
+    def probabilities(self, raw_tiles: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Raw band values [B, C, T, T] float32 and their validity [B, T, T] -> probabilities [B, K, T, T]; without
+        ``valid``, NaN (and the export's nodata value) in ``raw_tiles`` mark invalid pixels.
 
         The graph normalises (as the package does), treats NaN (and the export's nodata value) as invalid, runs the
         network and applies softmax. Invalid pixels still get probabilities; the caller masks them.
         """
-        x = np.where(valid[:, None], raw_tiles, np.float32(np.nan)).astype(np.float32, copy=False)
+        x = raw_tiles if valid is None else np.where(valid[:, None], raw_tiles, np.float32(np.nan))
+        x = x.astype(np.float32, copy=False)
         return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x)})[0]
 
 

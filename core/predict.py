@@ -119,10 +119,6 @@ def _targets(raster: Path, output: Path, config: PredictConfig) -> dict[str, Pat
         targets["probabilities"] = Path(config.probabilities)
     if config.confidence:
         targets["confidence"] = confidence_path(output)
-    if style_path(output).resolve() == style_path(raster).resolve():
-        raise PredictionError("the class map's style file would replace the input raster's style "
-                              f"({style_path(raster).name})", path=output,
-                              fix="give the prediction a name of its own, e.g. …_classes.tif")
     seen: dict[Path, str] = {}
     for kind, path in targets.items():
         where = path.resolve()
@@ -141,6 +137,10 @@ def _targets(raster: Path, output: Path, config: PredictConfig) -> dict[str, Pat
             raise PredictionError("the output folder does not exist", path=folder, fix="create it, or pick another")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise PredictionError("the output folder is not writable", path=folder, fix="pick a folder you can write to")
+    if style_path(output).resolve() == style_path(raster).resolve():
+        raise PredictionError("the class map's style file would replace the input raster's style "
+                              f"({style_path(raster).name})", path=output,
+                              fix="give the prediction a name of its own, e.g. …_classes.tif")
     return targets
 
 

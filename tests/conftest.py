@@ -44,6 +44,16 @@ def _collect_qt_wrappers_while_qgis_lives():
     gc.collect()
 
 
+@pytest.fixture(autouse=True)
+def _forget_remembered_settings():
+    """Settings a dialog remembers (QgsSettings, in the repository's test profile) must not leak into the next test."""
+    yield
+    if "qgis.core" in sys.modules:
+        from qgis.core import QgsSettings
+
+        QgsSettings().remove("geofm")
+
+
 @pytest.fixture(scope="session")
 def resnet18_weights(tmp_path_factory) -> Path:
     """A torchvision resnet18 state dict (fc included) written by the test, standing in for ImageNet weights
