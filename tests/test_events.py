@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 
 from geofm.core.cli import main
 from geofm.core.config import TrainConfig
@@ -31,18 +30,9 @@ from geofm.core.events import (
 from geofm.core.train import train
 from geofm.core.training_data import TrainingData, prepare_training_data
 
-from rasters import separable_scene, write_raster
+from rasters import retagged_scene, separable_scene
 
 CORE = Path(__file__).resolve().parent.parent / "core"
-
-
-def retagged_scene(folder: Path, size: int = 128) -> tuple[Path, Path]:
-    """The separable scene with its labels tagged ETRS89 / UTM 33N (EPSG:25833) instead of the image's WGS 84 /
-    UTM 33N: a CRS difference of a few micrometres, which training tolerates with a warning."""
-    img, lbl = separable_scene(folder, size=size)
-    with rasterio.open(lbl) as src:
-        labels, nodata = src.read(1), src.nodata
-    return img, write_raster(folder / "labels_25833.tif", labels, crs="EPSG:25833", nodata=nodata)
 
 
 def _config(folder: Path, img: Path, lbl: Path, **kw) -> TrainConfig:
