@@ -89,7 +89,7 @@ class TrainConfig:
         help="Passes over the training tiles.",
         cli=True, dialog=True, processing=True, saved=True)
     lr: float = setting(
-        1e-3, kind="float", label="Learning rate", minimum=1e-8, maximum=1.0, advanced=True,
+        1e-3, kind="float", label="Learning rate", minimum=1e-6, maximum=1.0, advanced=True,
         help="Step size of the AdamW optimiser.",
         cli=True, dialog=True, processing=True, saved=True)
     weight_decay: float = setting(
@@ -117,7 +117,7 @@ class TrainConfig:
         help="Stop after this many epochs without a better validation score; 0 never stops early.",
         cli=True, dialog=True, processing=True, saved=True)
     val_fraction: float = setting(
-        0.2, kind="float", label="Validation share", minimum=0.0, maximum=0.9, flags=("--val-share",),
+        0.2, kind="float", label="Validation share", minimum=0.0, maximum=0.9, flags=("--val-share",), percent=True,
         help="Share of the labelled area held out (in spatial blocks) to pick the best epoch.",
         cli=True, dialog=True, processing=True, saved=True)
     split_block: int = setting(

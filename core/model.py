@@ -12,7 +12,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 
 from .errors import ConfigError
 from .registries import BACKBONES, DECODERS
-from .weights import load_backbone_weights
+from .weights import WeightsUnavailable, load_backbone_weights
 
 #: Backbone stage names a decoder may use -> the torchvision ResNet child that yields it.
 _STAGE_LAYERS = {"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
@@ -25,6 +25,7 @@ def build_model(
     num_classes: int = 2,
     weights: str | os.PathLike = "none",
     rgb_bands: Sequence[int] | None = (0, 1, 2),
+    notes: list[str] | None = None,
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
@@ -34,7 +35,8 @@ def build_model(
     pretrained first-conv kernels are adapted to ``in_channels`` bands as :func:`adapt_first_conv` describes;
     with ``'none'`` an N-band first conv is initialised as torchvision initialises its convs. ``rgb_bands``
     names the (0-based) bands holding red, green and blue. Freeze the backbone with
-    :meth:`SegmentationModel.freeze_backbone`. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
+    :meth:`SegmentationModel.freeze_backbone`. Given a ``notes`` list, pretrained weights that cannot be fetched
+    (offline) are replaced by random ones and a note for the user is appended, instead of an error. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
     """
     decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
@@ -44,7 +46,13 @@ def build_model(
         )
     rgb = _check_rgb_bands(rgb_bands, in_channels)
     net = BACKBONES.load(backbone).build()
-    state = load_backbone_weights(backbone, weights)
+    try:
+        state = load_backbone_weights(backbone, weights)
+    except WeightsUnavailable as err:
+        if notes is None:
+            raise
+        notes.append(f"{err.problem}. Training starts from random weights instead. To use them: {err.fix}.")
+        state = None
     if state is not None:
         net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
         if in_channels != 3 or rgb != (0, 1, 2):

@@ -41,6 +41,7 @@ class Setting:
     nullable: bool = False
     advanced: bool = False
     flags: tuple[str, ...] = ()  # CLI flags; default --name-with-dashes
+    percent: bool = False  # a share 0..1 that dialogs show as 0..100 %
 
     @property
     def registry(self) -> Registry | None:

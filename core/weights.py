@@ -28,15 +28,23 @@ def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDic
     return _strip_fc(_load_file(backbone, Path(weights)))
 
 
+class WeightsUnavailable(ConfigError):
+    """Pretrained weights could not be fetched (offline, proxy, full disk); training may go on without them."""
+
+
 def _download_imagenet(backbone: str) -> StateDict:
+    """torchvision's ImageNet weights from the torch cache, downloaded there once when online."""
     enum = BACKBONES.load(backbone).imagenet.DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     try:
         return enum.get_state_dict(progress=False)
     except Exception as err:  # no network, proxy, full disk, corrupt cache: the same advice applies
-        raise ConfigError(
-            f"could not download the ImageNet weights for {backbone} ({type(err).__name__}: {err})",
-            fix=f"this machine may be offline: download {enum.url} on a machine with internet and pass the file "
-            "as the weights (a local state-dict path), or use weights 'none'",
+        reason = str(getattr(err, "reason", "") or err) or type(err).__name__
+        raise WeightsUnavailable(
+            f"could not get the ImageNet weights for {backbone} (not in {cached.parent}, and the download failed: "
+            f"{reason})",
+            fix=f"on a machine with internet, download {enum.url} and either copy it to {cached} (geofm then finds "
+            "it) or pass the file as the weights; or use weights 'none'",
         ) from err
 
 

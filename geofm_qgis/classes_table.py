@@ -40,6 +40,52 @@ def classes_from_layer(layer: QgsMapLayer | None, field: str | None = None) -> l
     return []
 
 
+#: Field names that hold a class, in order of preference (compared in lower case); id fields are never guessed.
+CLASS_FIELD_NAMES = ("class_name", "classname", "class", "label", "landcover", "land_cover", "lc", "category",
+                     "type", "name", "class_id", "classid", "code", "value")
+ID_FIELDS = ("fid", "id", "ogc_fid", "objectid", "gid", "osm_id")
+#: More distinct raster values than this look like imagery rather than classes.
+MAX_LABEL_VALUES = 100
+
+
+def class_field_guess(layer: QgsVectorLayer) -> str:
+    """The field most likely to hold each feature's class, or '' (the user picks) when none looks like one.
+
+    Named like a class field first (text fields before numbers), else the first text field that repeats values;
+    never an id field, never a field where every feature has its own value.
+    """
+    fields = [f for f in layer.fields() if f.name().lower() not in ID_FIELDS]
+    ranked = sorted((f for f in fields if f.name().lower() in CLASS_FIELD_NAMES),
+                    key=lambda f: (f.isNumeric(), CLASS_FIELD_NAMES.index(f.name().lower())))
+    text = [f for f in fields if not f.isNumeric() and _repeats(layer, f.name())]
+    chosen = ranked or text
+    return chosen[0].name() if chosen else ""
+
+
+def _repeats(layer: QgsVectorLayer, field: str) -> bool:
+    return len(layer.uniqueValues(layer.fields().indexOf(field))) < max(2, layer.featureCount())
+
+
+def label_layer_problem(image: QgsMapLayer, labels: QgsMapLayer) -> str | None:
+    """Why a raster label layer cannot be labels (the image itself, imagery-like values), or None."""
+    if not isinstance(labels, QgsRasterLayer):
+        return None
+    if labels.id() == image.id() or labels.source() == image.source():
+        return (f"“{labels.name()}” is the image itself. Choose the layer that holds the classes (a class raster, "
+                "or polygons with a class field).")
+    if labels.bandCount() > 1:
+        return (f"“{labels.name()}” has {labels.bandCount()} bands, so it looks like imagery, not classes: did you "
+                "swap image and labels? A label raster has one band of class values.")
+    values = QgsPalettedRasterRenderer.classDataFromRaster(labels.dataProvider(), 1)
+    if any(not float(c.value).is_integer() for c in values):
+        return (f"“{labels.name()}” holds non-integer values, so it looks like imagery, not classes: did you "
+                "swap image and labels?")
+    if len(values) > MAX_LABEL_VALUES:
+        return (f"“{labels.name()}” has more than {MAX_LABEL_VALUES} distinct values, so it looks like imagery, "
+                "not classes: did you swap image and labels?")
+    return None
+
+
 def _raster_classes(layer: QgsRasterLayer) -> list[dict[str, Any]]:
     renderer = layer.renderer()
     if isinstance(renderer, QgsPalettedRasterRenderer):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
 
 def device_text(choice: str = "auto") -> str:
     """'Runs on: NVIDIA …', '… Apple MPS' or '… CPU only', or why the chosen device cannot be used."""

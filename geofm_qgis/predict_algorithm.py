@@ -8,8 +8,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputFile,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
@@ -19,9 +17,12 @@ from qgis.core import (
 
 from .engine_task import preload
 from .package_info import PackageProblem, read_metadata
-from .processing_common import DEVICES, FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
+from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
+from .processing_settings import add_setting_parameters, setting_values
 from .result_layers import paletted_renderer
 
+#: PredictConfig settings this algorithm declares itself (the extent); the rest come from the schema.
+BY_HAND = ("bbox", "bbox_crs")
 #: Post-processors by output path, alive until QGIS has styled the layer (one per output, replaced on rerun).
 STYLERS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 
@@ -57,10 +58,10 @@ class PredictAlgorithm(SegmentationAlgorithm):
         self.addParameter(QgsProcessingParameterFile("MODEL", "Model package", extension="geofm"))
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster"))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole raster)", optional=True))
-        self.addParameter(QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0))
+        from ..core.config import PredictConfig
+
+        add_setting_parameters(self, PredictConfig, BY_HAND)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Classes"))
-        self.addParameter(QgsProcessingParameterBoolean("CONFIDENCE", "Also write a confidence raster "
-                                                        "(<output>_confidence.tif)", defaultValue=False))
         self.addOutput(QgsProcessingOutputFile("CONFIDENCE_OUTPUT", "Confidence raster"))
 
     def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802
@@ -71,6 +72,7 @@ class PredictAlgorithm(SegmentationAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
         from ..core.config import PredictConfig
+        from ..core.errors import GeoFMError
         from ..core.predict import predict
 
         package = self.parameterAsFile(parameters, "MODEL", context)
@@ -84,10 +86,13 @@ class PredictAlgorithm(SegmentationAlgorithm):
         options: dict[str, Any] = {}
         if parameters.get("EXTENT"):
             extent = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
-            options = {"bbox": (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
+            options = {"bbox": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()],
                        "bbox_crs": layer.crs().toWkt()}
-        config = PredictConfig(device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
-                               confidence=self.parameterAsBool(parameters, "CONFIDENCE", context), **options)
+        try:
+            config = PredictConfig.from_dict({**setting_values(self, parameters, context, PredictConfig, BY_HAND),
+                                              **options}, source="the algorithm's parameters")
+        except GeoFMError as err:
+            raise QgsProcessingException(str(err)) from err
         last = run_job(predict(package, raster, output, config, FeedbackCancel(feedback)), feedback)
         if type(last).__name__ != "FinishedEvent":
             raise QgsProcessingException(getattr(last, "message", "") or "Prediction stopped before it finished.")

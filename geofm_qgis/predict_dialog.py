@@ -13,7 +13,6 @@ from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QButtonGroup,
     QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -25,12 +24,13 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .device import DEVICE_CHOICES, device_text
+from .device import device_text
 from .engine_task import preload
 from .layer_sources import layer_file, output_problem
 from .messages import InputProblem, push
 from .package_info import PACKAGE_FILTER, PackageProblem, read_metadata, summary_html
 from .predict_task import PredictRequest
+from .setting_widgets import widget_for
 
 EXTENTS = (("layer", "Whole layer"), ("canvas", "Current map view"), ("selection", "Selected features of"))
 
@@ -70,9 +70,10 @@ class PredictDialog(QDialog):
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.lineEdit().setPlaceholderText("[Save to a temporary file]")
-        self.device_combo = QComboBox()
-        for d in DEVICE_CHOICES:
-            self.device_combo.addItem({"auto": "Best available"}.get(d, d.upper()), d)
+        from ..core.config import PredictConfig
+        from ..core.schema import setting_of
+
+        self.device_combo = widget_for(setting_of(PredictConfig, "device"), "auto")
         self.device_label = QLabel(device_text("auto"))
         self.device_combo.currentIndexChanged.connect(
             lambda: self.device_label.setText(device_text(self.device_combo.currentData())))

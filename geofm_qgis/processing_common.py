@@ -10,8 +10,6 @@ from ..core.events import EventHandler
 from .deps import missing_dependencies
 from .layer_sources import layer_file
 
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-
 
 class SegmentationAlgorithm(QgsProcessingAlgorithm):
     """What geofm's algorithms have in common: their group, and a fresh instance of the same class."""

@@ -1,4 +1,5 @@
-"""Training parameters remembered between QGIS sessions (QgsSettings), with the engine's defaults."""
+"""Training settings remembered between QGIS sessions (QgsSettings): the keys are the settings the schema marks
+``saved``, with the engine's defaults."""
 
 from __future__ import annotations
 
@@ -7,37 +8,46 @@ from typing import Any
 from qgis.core import QgsSettings
 
 PREFIX = "geofm/train/"
-#: Parameters the train dialog remembers; defaults come from TrainConfig, the one place they live.
-KEYS = ("backbone", "decoder", "weights", "tile_size", "overlap", "batch_size", "epochs", "lr", "val_fraction",
-        "device", "output_folder")
+
+
+def saved_settings() -> list:
+    """The TrainConfig settings (core.schema.Setting) remembered in QgsSettings."""
+    from ..core.config import TrainConfig
+    from ..core.schema import settings_of
+
+    return [s for s in settings_of(TrainConfig) if s.exposed("saved")]
 
 
 def defaults() -> dict[str, Any]:
-    """The engine's defaults, plus the dialog's own (overlap as a share of the tile, weights file)."""
     from ..core.config import TrainConfig
+    from ..core.schema import default_of
 
-    cfg = TrainConfig()
-    return {"backbone": cfg.backbone, "decoder": cfg.decoder, "weights": cfg.weights, "tile_size": cfg.tile_size,
-            "overlap": 0.5, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "lr": cfg.lr,
-            "val_fraction": cfg.val_fraction, "device": cfg.device, "output_folder": ""}
+    return {s.name: default_of(TrainConfig, s.name) for s in saved_settings()}
 
 
 def load() -> dict[str, Any]:
-    """Remembered values, each of the default's type; defaults where nothing is remembered."""
-    settings = QgsSettings()
-    out = {}
-    for key, default in defaults().items():
-        value = settings.value(PREFIX + key, default)
+    """Remembered values, each checked as a config checks it; the default where nothing (valid) is remembered."""
+    from ..core.config import TrainConfig
+    from ..core.errors import ConfigError
+    from ..core.schema import check_values
+
+    store = QgsSettings()
+    out = defaults()
+    for key, default in list(out.items()):
+        value = store.value(PREFIX + key, None)
+        if value is None:
+            continue
         try:
-            out[key] = type(default)(value)
-        except (TypeError, ValueError):
-            out[key] = default
+            value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("true", "1")
+            out.update(check_values(TrainConfig, {key: value}, "the remembered settings"))
+        except (TypeError, ValueError, ConfigError):
+            pass  # a value from an older version that no longer fits: the default
     return out
 
 
 def save(values: dict[str, Any]) -> None:
-    """Remember ``values`` (only the known keys)."""
-    settings = QgsSettings()
-    for key in KEYS:
+    """Remember ``values`` (only the saved settings)."""
+    store = QgsSettings()
+    for key in defaults():
         if key in values:
-            settings.setValue(PREFIX + key, values[key])
+            store.setValue(PREFIX + key, values[key])

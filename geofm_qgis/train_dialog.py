@@ -19,14 +19,13 @@ from qgis.core import (
     QgsTask,
     QgsVectorLayer,
 )
-from qgis.gui import QgsDoubleSpinBox, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar, QgsSpinBox
+from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -36,13 +35,13 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
-from .classes_table import ClassTable, classes_from_layer
-from .device import DEVICE_CHOICES, device_text
+from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
+from .device import device_text
 from .engine_task import preload
 from .layer_sources import export_raster, layer_file, output_problem
 from .messages import InputProblem, push
+from .setting_widgets import advanced_section, value_of, widget_for
 
-WEIGHTS = (("imagenet", "ImageNet (pretrained)"), ("none", "None (train from scratch)"), ("file", "From a file…"))
 VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
 
 
@@ -75,6 +74,7 @@ class TrainDialog(QDialog):
         self.label_combo.layerChanged.connect(self._labels_changed)
         self.field_combo.fieldChanged.connect(self._field_changed)
         self.tile_spin.valueChanged.connect(self.update_grid)
+        self._pick_label_layer()
         self._labels_changed(self.label_combo.currentLayer())
         self.resize(1000, 640)
 
@@ -115,18 +115,29 @@ class TrainDialog(QDialog):
         return box
 
     def _parameter_group(self) -> QGroupBox:
-        from ..core.config import BACKBONES, DECODERS
+        """Basic settings laid out by hand, the rest in a generated "Advanced" section; every range, default,
+        unit and tooltip comes from the settings schema (core/config.py)."""
+        from ..core.config import TrainConfig
+        from ..core.registries import WEIGHT_SOURCES
+        from ..core.schema import settings_of
 
         values = settings.load()
+        shown = {s.name: s for s in settings_of(TrainConfig) if s.exposed("dialog")}
+        self.settings = shown
+        self.widgets: dict[str, QWidget] = {}
         box = QGroupBox("Model and training")
-        grid = QGridLayout(box)
-        self.backbone_combo = _combo([(b, b) for b in BACKBONES], values["backbone"])
-        self.decoder_combo = _combo([(d, {"fpn": "FPN", "simple": "Simple"}[d]) for d in DECODERS], values["decoder"])
+        form = QFormLayout(box)
         remembered = values["weights"]
-        self.weights_combo = _combo(list(WEIGHTS), remembered if remembered in ("imagenet", "none") else "file")
+        self.weights_combo = QComboBox()
+        for entry in WEIGHT_SOURCES:
+            self.weights_combo.addItem(entry.label, entry.name)
+        self.weights_combo.addItem("From a file…", "file")
+        self.weights_combo.setCurrentIndex(self.weights_combo.findData(
+            remembered if remembered in WEIGHT_SOURCES else "file"))
+        self.weights_combo.setToolTip(shown["weights"].describe())
         self.weights_file = QgsFileWidget()
         self.weights_file.setFilter("PyTorch weights (*.pth *.pt)")
-        if remembered not in ("imagenet", "none"):
+        if remembered not in WEIGHT_SOURCES:
             self.weights_file.setFilePath(remembered)
         self.weights_combo.currentIndexChanged.connect(self._weights_changed)
         weights_row = QWidget()
@@ -134,39 +145,38 @@ class TrainDialog(QDialog):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.weights_combo)
         row.addWidget(self.weights_file, 1)
-        self.tile_spin = _spin(32, 2048, values["tile_size"], step=32, suffix=" px")
-        self.overlap_spin = _spin(0, 75, round(values["overlap"] * 100), step=5, suffix=" %")
-        self.batch_spin = _spin(1, 512, values["batch_size"])
-        self.epochs_spin = _spin(1, 1000, values["epochs"])
-        self.lr_spin = QgsDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 1.0)
-        self.lr_spin.setSingleStep(0.0001)
-        self.lr_spin.setValue(values["lr"])
-        self.val_spin = _spin(0, 90, round(values["val_fraction"] * 100), step=5, suffix=" %")
-        self.device_combo = _combo([(d, {"auto": "Best available"}.get(d, d.upper())) for d in DEVICE_CHOICES],
-                                   values["device"])
+        form.addRow(shown["weights"].label, weights_row)
+        basic = ("tile_size", "overlap", "batch_size", "epochs", "val_fraction", "device")
+        for name in basic:
+            self.widgets[name] = widget_for(shown[name], values[name])
+            form.addRow(shown[name].label, self.widgets[name])
         self.device_label = QLabel(device_text(values["device"]))
-        self.device_combo.currentIndexChanged.connect(
-            lambda: self.device_label.setText(device_text(self.device_combo.currentData())))
+        self.widgets["device"].currentIndexChanged.connect(
+            lambda: self.device_label.setText(device_text(self.widgets["device"].currentData())))
+        form.addRow("", self.device_label)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("geofm model package (*.geofm)")
         self.output_widget.setConfirmOverwrite(True)
-        folder = values["output_folder"] or str(Path.home())
-        self.output_widget.setFilePath(str(Path(folder) / "model.geofm"))
-
-        rows = [("Backbone", self.backbone_combo), ("Decoder", self.decoder_combo),
-                ("Pretrained weights", weights_row), ("Tile size", self.tile_spin),
-                ("Tile overlap", self.overlap_spin), ("Batch size", self.batch_spin), ("Epochs", self.epochs_spin),
-                ("Learning rate", self.lr_spin), ("Validation share", self.val_spin), ("Device", self.device_combo),
-                ("", self.device_label), ("Save model as", self.output_widget)]
-        for i, (text, widget) in enumerate(rows):
-            grid.addWidget(QLabel(text), i, 0)
-            grid.addWidget(widget, i, 1)
-        grid.setRowStretch(len(rows), 1)
+        self.output_widget.setToolTip(shown["output"].describe())
+        self.output_widget.setFilePath(values["output"] if values["output"] != "model.geofm"
+                                       else str(Path.home() / "model.geofm"))
+        form.addRow(shown["output"].label, self.output_widget)
+        by_hand = {"images", "labels", "label_field", "classes", "align_labels", "weights", "output", *basic}
+        advanced = [s for s in shown.values() if s.name not in by_hand]
+        form.addRow(advanced_section(advanced, values, self.widgets))
+        self.tile_spin = self.widgets["tile_size"]
         self._weights_changed()
         return box
+
+    def _pick_label_layer(self) -> None:
+        """Start with labels that are not the image: a polygon layer, else another raster, else none chosen."""
+        image = self.image_combo.currentLayer()
+        layers = [self.label_combo.layer(i) for i in range(self.label_combo.count())]
+        others = [lyr for lyr in layers if lyr is not None and lyr is not image]
+        vectors = [lyr for lyr in others if isinstance(lyr, QgsVectorLayer)]
+        self.label_combo.setAllowEmptyLayer(True)
+        self.label_combo.setLayer((vectors or others or [None])[0])
 
     # -- reacting ----------------------------------------------------------------------------------------------
     def _weights_changed(self) -> None:
@@ -176,8 +186,8 @@ class TrainDialog(QDialog):
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setEnabled(is_vector)
         self.field_combo.setLayer(layer if is_vector else None)
-        if is_vector and not self.field_combo.currentField() and layer.fields().count():
-            self.field_combo.setField(layer.fields().at(0).name())
+        if is_vector and not self.field_combo.currentField():
+            self.field_combo.setField(class_field_guess(layer))
         self.reload_classes()
         self.update_grid()
 
@@ -188,7 +198,9 @@ class TrainDialog(QDialog):
     def reload_classes(self) -> None:
         """Fill the class table from the label layer's paletted / categorised style or its values."""
         layer, field = self.label_combo.currentLayer(), self.field_combo.currentField()
-        classes = classes_from_layer(layer, field)
+        image = self.image_combo.currentLayer()
+        unusable = layer is None or image is None or label_layer_problem(image, layer) is not None
+        classes = [] if unusable else classes_from_layer(layer, field)
         text_field = isinstance(layer, QgsVectorLayer) and bool(field) and layer.fields().indexOf(field) >= 0 and (
             not layer.fields().field(field).isNumeric())
         self.class_table.set_classes(classes, names_editable=not text_field)
@@ -209,6 +221,10 @@ class TrainDialog(QDialog):
         if layer_file(labels) is None:
             self._show_grid("unusable", f"“{labels.name()}” is not a file on disk. Save it to a file first "
                                         "(right-click ▸ Export ▸ Save As…).")
+            return
+        problem = label_layer_problem(image, labels)
+        if problem:
+            self._show_grid("unusable", problem)
             return
         if isinstance(labels, QgsVectorLayer):
             self._show_grid(*self._vector_check(image, labels))
@@ -266,6 +282,7 @@ class TrainDialog(QDialog):
             self._add_and_select(QgsRasterLayer(result, Path(result).stem), self.label_combo)
 
         task = QgsTask.fromFunction("geofm: aligning labels", work, on_finished=done)
+        self.align_task = task  # QGIS holds no Python reference: without this the task is collected and never runs
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -310,6 +327,9 @@ class TrainDialog(QDialog):
         label_path = layer_file(labels)
         if label_path is None:
             raise InputProblem(f"“{labels.name()}” is not a file on disk. Save it to a file first.")
+        problem = label_layer_problem(image, labels)
+        if problem:
+            raise InputProblem(problem)
         field = None
         if isinstance(labels, QgsVectorLayer):
             field = self.field_combo.currentField()
@@ -326,15 +346,11 @@ class TrainDialog(QDialog):
             weights = self.weights_file.filePath()
             if not os.path.isfile(weights):
                 raise InputProblem("Choose the weights file, or pick ImageNet or None as pretrained weights.")
-        tile = self.tile_spin.value()
         config = TrainConfig(
             images=[image_path], labels=[label_path], label_field=field,
             classes=self.class_table.classes() or None,
             align_labels=self.grid_report is not None and self.grid_report.verdict == "align_labels",
-            backbone=self.backbone_combo.currentData(), decoder=self.decoder_combo.currentData(), weights=weights,
-            tile_size=tile, stride=max(1, round(tile * (1 - self.overlap_spin.value() / 100))),
-            batch_size=self.batch_spin.value(), epochs=self.epochs_spin.value(), lr=self.lr_spin.value(),
-            val_fraction=self.val_spin.value() / 100, device=self.device_combo.currentData(), output=output,
+            weights=weights, output=output, **self.setting_values(),
             num_workers=None if sys.platform.startswith("linux") else 0,  # spawn would start QGIS itself
         )
         try:
@@ -342,17 +358,15 @@ class TrainDialog(QDialog):
         except GeoFMError as err:
             raise InputProblem(str(err)) from err
 
+    def setting_values(self) -> dict:
+        """The values of the schema-derived widgets, keyed by setting name."""
+        return {name: value_of(self.settings[name], widget) for name, widget in self.widgets.items()}
+
     def remember(self) -> None:
         """Store the parameters in QgsSettings for the next session."""
         weights = self.weights_combo.currentData()
-        settings.save({
-            "backbone": self.backbone_combo.currentData(), "decoder": self.decoder_combo.currentData(),
-            "weights": self.weights_file.filePath() if weights == "file" else weights,
-            "tile_size": self.tile_spin.value(), "overlap": self.overlap_spin.value() / 100,
-            "batch_size": self.batch_spin.value(), "epochs": self.epochs_spin.value(), "lr": self.lr_spin.value(),
-            "val_fraction": self.val_spin.value() / 100, "device": self.device_combo.currentData(),
-            "output_folder": str(Path(self.output_widget.filePath()).parent),
-        })
+        settings.save({**self.setting_values(), "output": self.output_widget.filePath(),
+                       "weights": self.weights_file.filePath() if weights == "file" else weights})
 
     def accept(self) -> None:
         """Validate; on success remember the parameters, hand the config on and close."""
@@ -374,25 +388,6 @@ def _no_field_text(layer: QgsVectorLayer, field: str | None) -> str:
     if field:
         return f"“{layer.name()}” has no field “{field}”. Pick the class field among: {', '.join(names)}."
     return f"Pick the field of “{layer.name()}” that holds each polygon's class ({', '.join(names)})."
-
-
-def _combo(items: list[tuple[str, str]], current: str) -> QComboBox:
-    combo = QComboBox()
-    for data, text in items:
-        combo.addItem(text, data)
-    index = combo.findData(current)
-    combo.setCurrentIndex(max(0, index))
-    return combo
-
-
-def _spin(low: int, high: int, value: int, step: int = 1, suffix: str = "") -> QgsSpinBox:
-    spin = QgsSpinBox()
-    spin.setRange(low, high)
-    spin.setSingleStep(step)
-    spin.setSuffix(suffix)
-    spin.setValue(value)
-    spin.setClearValue(value)
-    return spin
 
 
 def _free_path(base: Path, tag: str, suffix: str) -> Path:

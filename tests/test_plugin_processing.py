@@ -30,8 +30,8 @@ def test_train_algorithm_writes_a_package(provider, tmp_path):
 
     img, lbl = separable_scene(tmp_path, size=256)
     result = processing.run("geofm:train", {
-        "IMAGE": str(img), "LABELS": str(lbl), "BACKBONE": 0, "DECODER": 0, "WEIGHTS": 1, "TILE_SIZE": 64,
-        "OVERLAP": 0.5, "BATCH_SIZE": 8, "EPOCHS": 1, "VAL_FRACTION": 0.25, "DEVICE": 1,
+        "IMAGE": str(img), "LABELS": str(lbl), "BACKBONE": "resnet18", "DECODER": "fpn", "WEIGHTS": "none",
+        "TILE_SIZE": 64, "OVERLAP": 50, "BATCH_SIZE": 8, "EPOCHS": 1, "VAL_FRACTION": 0.25, "DEVICE": "cpu",
         "OUTPUT": str(tmp_path / "model.geofm")}, feedback=QgsProcessingFeedback())
     assert result["OUTPUT"] == str(tmp_path / "model.geofm")
     assert read_metadata(result["OUTPUT"])["tile_size"] == 64
@@ -43,8 +43,45 @@ def test_train_algorithm_reports_bad_input_plainly(provider, tmp_path, scene_ima
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException, match="class field"):
-        processing.run("geofm:train", {"IMAGE": str(scene_image), "LABELS": str(scene_polygons),
+        processing.run("geofm:train", {"IMAGE": str(scene_image), "LABEL_POLYGONS": str(scene_polygons),
                                        "OUTPUT": str(tmp_path / "m.geofm")})
+
+
+@pytest.mark.parametrize(("algorithm", "config"), [("geofm:train", "TrainConfig"), ("geofm:predict", "PredictConfig")])
+def test_every_processing_setting_is_a_parameter_and_choices_are_names(provider, algorithm, config):
+    """Derived from the schema: a setting marked for Processing is a parameter (or declared by hand), with the
+    schema's default, range and help; choices are stored as names, so saved models survive a new entry."""
+    from qgis.core import QgsApplication, QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+    from geofm.core import config as config_module
+    from geofm.core.schema import default_of, settings_of
+    from geofm.geofm_qgis import predict_algorithm, train_algorithm
+
+    cls = getattr(config_module, config)
+    alg = QgsApplication.processingRegistry().algorithmById(algorithm)
+    by_hand = (train_algorithm if algorithm == "geofm:train" else predict_algorithm).BY_HAND
+    for s in settings_of(cls):
+        parameter = alg.parameterDefinition(s.name.upper())
+        if not s.exposed("processing") or s.name in by_hand:
+            assert s.name in by_hand or parameter is None, s.name
+            continue
+        assert parameter is not None, s.name
+        assert parameter.help() == s.describe()
+        if isinstance(parameter, QgsProcessingParameterEnum):
+            assert parameter.usesStaticStrings() and parameter.options() == list(s.registry.names())
+            assert parameter.defaultValue() == default_of(cls, s.name)
+        if isinstance(parameter, QgsProcessingParameterNumber) and s.minimum is not None:
+            assert parameter.minimum() == s.minimum and parameter.defaultValue() == default_of(cls, s.name)
+
+
+def test_train_dialog_opens_without_crash_with_a_raster_loaded(provider, scene_image):
+    """QGIS 3.22 crashed when the class field's parent parameter could hold a raster and a raster was loaded."""
+    from qgis.core import QgsApplication, QgsProcessingParameterVectorLayer, QgsRasterLayer
+
+    QgsProject.instance().addMapLayer(QgsRasterLayer(str(scene_image), "scene"))
+    alg = QgsApplication.processingRegistry().algorithmById("geofm:train")
+    parent = alg.parameterDefinition(alg.parameterDefinition("LABEL_FIELD").parentLayerParameterName())
+    assert isinstance(parent, QgsProcessingParameterVectorLayer)
 
 
 def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
@@ -55,7 +92,7 @@ def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
     context.setProject(QgsProject.instance())
     output = str(tmp_path / "classes.tif")
     result = processing.runAndLoadResults("geofm:predict", {
-        "MODEL": str(model), "INPUT": str(image), "DEVICE": 1, "CONFIDENCE": True, "OUTPUT": output},
+        "MODEL": str(model), "INPUT": str(image), "DEVICE": "cpu", "CONFIDENCE": True, "OUTPUT": output},
         context=context, feedback=QgsProcessingFeedback())
     assert result["OUTPUT"] == output and result["CONFIDENCE_OUTPUT"].endswith("classes_confidence.tif")
     layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == output]
@@ -100,7 +137,7 @@ def test_qgis_process_runs_predict_from_a_profile(package, tmp_path):
     model, image = package
     output = tmp_path / "qp_classes.tif"
     result = subprocess.run([binary, "--json", "run", "geofm:predict", "--", f"MODEL={model}", f"INPUT={image}",
-                             "DEVICE=1", f"OUTPUT={output}"], capture_output=True, text=True, timeout=300, env=env,
+                             "DEVICE=cpu", f"OUTPUT={output}"], capture_output=True, text=True, timeout=300, env=env,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert json.loads(result.stdout[result.stdout.index("{"):])["results"]["OUTPUT"] == str(output)

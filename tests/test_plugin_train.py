@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
@@ -15,6 +16,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
+
+from geofm.geofm_qgis.messages import InputProblem
 
 from qgis_helpers import Heartbeat, process_until
 from rasters import separable_scene
@@ -65,11 +68,58 @@ def test_shifted_labels_can_be_aligned_with_one_button(plugin, tmp_path):
     dialog.tile_spin.setValue(64)
     assert dialog.grid_report.verdict == "align_labels"
     assert not dialog.align_button.isHidden()
-    task = dialog.align_labels()
+    dialog.align_button.click()  # as the user does: nothing but the dialog keeps the task
+    import gc
+
+    gc.collect()
     process_until(lambda: dialog.label_combo.currentLayer().name() == "shifted_aligned", timeout=60)
     assert dialog.grid_report.verdict == "aligned"
     assert (tmp_path / "shifted_aligned.tif").is_file()
-    del task
+    dialog.close()
+
+
+def test_first_state_never_offers_the_image_as_its_own_labels(plugin, tmp_path):
+    import numpy as np
+
+    from rasters import write_raster
+
+    img, _ = separable_scene(tmp_path, size=128)
+    image = _add(QgsRasterLayer(str(img), "image"))
+    dialog = plugin.open_train()
+    assert dialog.label_combo.currentLayer() is None  # the only raster is the image: no labels chosen yet
+    assert "ready" not in dialog.grid_label.text()
+    dialog.close()
+    dialog = _dialog(plugin, image, image)
+    assert "is the image itself" in dialog.grid_label.text() and dialog.class_table.classes() == []
+    with pytest.raises(InputProblem, match="image itself"):
+        dialog.config()
+    imagery = _add(QgsRasterLayer(str(write_raster(tmp_path / "float.tif",
+                                                   np.random.default_rng(0).random((1, 64, 64), np.float32))), "f"))
+    dialog.label_combo.setLayer(imagery)
+    assert "swap image and labels" in dialog.grid_label.text() and "ready" not in dialog.grid_label.text()
+    dialog.close()
+
+
+def test_class_field_is_never_an_id(plugin, tmp_path, scene_image):
+    from qgis.core import QgsFeature, QgsField, QgsGeometry, QgsVectorFileWriter
+    from qgis.PyQt.QtCore import QVariant
+
+    memory = QgsVectorLayer("Polygon?crs=EPSG:32119", "mem", "memory")
+    memory.dataProvider().addAttributes([QgsField("id", QVariant.Int), QgsField("area", QVariant.Double),
+                                         QgsField("class_name", QVariant.String)])
+    memory.updateFields()
+    for i, name in enumerate(("water", "forest", "water")):
+        feature = QgsFeature(memory.fields())
+        feature.setAttributes([i, 1.0, name])
+        feature.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({i} 0, {i} 1, {i + 1} 1, {i + 1} 0, {i} 0))"))
+        memory.dataProvider().addFeature(feature)
+    path = str(tmp_path / "labels.gpkg")
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    QgsVectorFileWriter.writeAsVectorFormatV2(memory, path, QgsProject.instance().transformContext(), options)
+    polygons = _add(QgsVectorLayer(path, "labels", "ogr"))
+    assert polygons.fields().names()[0] == "fid"
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(scene_image), "landsat")), polygons)
+    assert dialog.field_combo.currentField() == "class_name"
     dialog.close()
 
 
@@ -143,12 +193,13 @@ def _train_config(plugin, tmp_path, name: str, size: int = 256, epochs: int = 1)
     img, lbl = separable_scene(folder, size=size)
     dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), f"{name} image")),
                      _add(QgsRasterLayer(str(lbl), f"{name} labels")))
-    dialog.backbone_combo.setCurrentIndex(dialog.backbone_combo.findData("resnet18"))
+    w = dialog.widgets
+    w["backbone"].setCurrentIndex(w["backbone"].findData("resnet18"))
     dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("none"))
-    dialog.tile_spin.setValue(64)
-    dialog.batch_spin.setValue(8)
-    dialog.epochs_spin.setValue(epochs)
-    dialog.val_spin.setValue(25)
+    w["tile_size"].setValue(64)
+    w["batch_size"].setValue(8)
+    w["epochs"].setValue(epochs)
+    w["val_fraction"].setValue(25)
     dialog.output_widget.setFilePath(str(folder / "model.geofm"))
     config = dialog.config()
     dialog.close()
@@ -220,6 +271,47 @@ def test_engine_error_reaches_the_message_bar_and_log(plugin, tmp_path, qgis_ifa
     assert any("missing.tif" in m for m in critical), critical
     assert any(tag == "geofm" and "missing.tif" in text for tag, text in logged)
     assert "missing.tif" in plugin.panels[-1].summary.toPlainText()
+
+
+def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_path):
+    """Each setting the schema marks for the dialog has a widget whose value reaches the TrainConfig; the saved
+    ones come back when the dialog reopens; tooltips are the schema's help."""
+    from geofm.core.config import TrainConfig
+    from geofm.core.schema import default_of, settings_of
+    from geofm.geofm_qgis.setting_widgets import set_value
+
+    img, lbl = separable_scene(tmp_path, size=512)
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(img), "image")), _add(QgsRasterLayer(str(lbl), "labels")))
+    dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("none"))
+    dialog.output_widget.setFilePath(str(tmp_path / "m.geofm"))
+    changed = {}
+    for name, widget in dialog.widgets.items():
+        s = dialog.settings[name]
+        assert widget.toolTip() == s.describe()
+        default = default_of(TrainConfig, name)
+        if s.kind == "choice":
+            value = next(n for n in s.registry.names() if n != default and n not in ("cuda", "mps"))
+        elif s.kind == "bool":
+            value = not default
+        elif s.kind == "float":
+            value = round(min(default * 2 if default else 0.1, s.maximum), 6)
+        else:
+            value = int(min(default + 32, s.maximum))
+        set_value(s, widget, value)
+        changed[name] = value
+    config = dialog.config()
+    for name, value in changed.items():
+        assert getattr(config, name) == pytest.approx(value), name
+    hand_laid = {"images", "labels", "label_field", "classes", "align_labels", "weights", "output"}
+    assert {s.name for s in settings_of(TrainConfig) if s.exposed("dialog")} == set(dialog.widgets) | hand_laid
+    dialog.remember()
+    dialog.close()
+    again = plugin.open_train()
+    for s in settings_of(TrainConfig):
+        if s.exposed("saved") and s.name in changed:
+            assert again.setting_values()[s.name] == pytest.approx(changed[s.name]), s.name
+    assert again.weights_combo.currentData() == "none" and again.output_widget.filePath() == str(tmp_path / "m.geofm")
+    again.close()
 
 
 def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_bar_and_log(plugin, tmp_path,

@@ -43,8 +43,24 @@ def test_imagenet_offline_names_the_local_file_option(monkeypatch, tmp_path) -> 
     with pytest.raises(ConfigError) as err:
         load_backbone_weights("resnet18", "imagenet")
     text = str(err.value)
-    assert "resnet18" in text and "offline" in text and "local state-dict path" in text
+    assert "resnet18" in text and "download failed" in text and "pass the file as the weights" in text
     assert torchvision.models.ResNet18_Weights.DEFAULT.url in text
+
+
+def test_offline_training_goes_on_from_scratch_with_a_note(monkeypatch, tmp_path) -> None:
+    """With a notes list (the training task passes one), unreachable ImageNet weights are not a failed run."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "urlopen", offline)
+    notes: list[str] = []
+    model = build_model("resnet18", "fpn", in_channels=5, num_classes=3, weights="imagenet", notes=notes)
+    assert model(torch.randn(1, 5, 64, 64)).shape == (1, 3, 64, 64)
+    (note,) = notes
+    assert "could not get the ImageNet weights for resnet18" in note and "random weights" in note
+    assert "resnet18-f37072fd.pth" in note and str(tmp_path) in note  # where to put the file so geofm finds it
 
 
 def test_imagenet_uses_torchvision_default_weights(monkeypatch, resnet18_weights) -> None:

@@ -1,0 +1,99 @@
+"""The settings schema: every setting decides each front; configs are type-checked on load; versions upgrade."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from geofm.core.cli import _parser
+from geofm.core.config import PredictConfig, TrainConfig
+from geofm.core.errors import ConfigError
+from geofm.core.registries import ALL as REGISTRIES
+from geofm.core.schema import FRONTS, settings_of
+
+CONFIGS = (TrainConfig, PredictConfig)
+
+
+@pytest.mark.parametrize("cls", CONFIGS)
+def test_every_setting_decides_every_front_and_has_help(cls):
+    """A field added without schema.setting() (or without a decision per front) fails here."""
+    for s in settings_of(cls):
+        assert set(s.fronts) == set(FRONTS), s.name
+        assert s.label and len(s.help) > 20, s.name
+        assert s.choices is None or s.choices in REGISTRIES
+
+
+def _flags(command: str) -> dict[str, list[str]]:
+    sub = next(a for a in _parser()._actions if a.dest == "command").choices[command]
+    return {a.dest: a.option_strings for a in sub._actions}
+
+
+@pytest.mark.parametrize(("command", "cls", "skip"), [
+    ("train", TrainConfig, ()), ("predict", PredictConfig, ()),
+    ("evaluate", PredictConfig, ("probabilities", "confidence", "bbox", "bbox_crs"))])
+def test_every_cli_setting_is_a_flag(command, cls, skip):
+    flags = _flags(command)
+    for s in settings_of(cls):
+        if s.exposed("cli") and s.name not in skip:
+            assert set(s.cli_flags()) <= set(flags.get(s.name, ())), s.name
+        elif not s.exposed("cli"):
+            assert s.name not in flags, s.name
+
+
+def test_flags_override_the_json_config(tmp_path):
+    from geofm.core.cli import _train_config
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"images": ["a.tif"], "labels": ["b.tif"], "epochs": 5, "augment": False}))
+    args = _parser().parse_args(["train", "--config", str(path), "--epochs", "7", "--decoder", "unet"])
+    config = _train_config(args)
+    assert (config.epochs, config.decoder, config.augment, config.images) == (7, "unet", False, ["a.tif"])
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    ({"lr": "0.001"}, "setting 'lr' in .* must be a finite number, not string '0.001'"),
+    ({"images": "a.tif"}, "setting 'images' .* must be a list of file paths, not string 'a.tif'"),
+    ([{"images": ["a.tif"]}], "must be a JSON object of settings, not a list"),
+    ({"val_fraction": None}, "setting 'val_fraction' .* is empty"),
+    ({"lr": float("inf")}, "finite number"),
+    ({"tile_size": 16}, "between 32 and 2048 px"),
+    ({"epochs": 2.5}, "whole number"),
+    ({"augment": "yes"}, "true or false"),
+    ({"decoder": "segformer"}, "unknown decoder 'segformer'.*\n.*fpn, unet, simple"),
+    ({"stride": 32}, "unknown setting.*stride(.|\n)*'stride' is now 'overlap'"),
+])
+def test_loading_refuses_wrong_types_in_plain_words(tmp_path, data, words):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig.from_json(path)
+
+
+def test_cli_refuses_a_bad_json_config_without_traceback(tmp_path, capsys):
+    from geofm.core.cli import main
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"images": "a.tif"}))
+    assert main(["train", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "must be a list of file paths" in err and "Traceback" not in err
+
+
+def test_a_stored_config_of_geofm_0_1_is_upgraded():
+    old = {"images": ["a.tif"], "labels": ["b.tif"], "tile_size": 64, "stride": 16, "patience": None,
+           "split_block": None}
+    config = TrainConfig.from_dict(old, version_if_missing=1)
+    assert (config.overlap, config.stride, config.patience, config.split_block) == (75.0, 16, 0, 0)
+    assert TrainConfig.from_dict(config.to_stored()) == config
+
+
+def test_a_newer_config_names_the_version_it_needs():
+    with pytest.raises(ConfigError, match="newer geofm .*schema version 99.*reads version 2 at most"):
+        TrainConfig.from_dict({"schema_version": 99, "images": ["a.tif"]})
+
+
+def test_overlap_is_one_concept_in_per_cent():
+    assert TrainConfig(tile_size=128, overlap=50).stride == 64
+    assert TrainConfig(tile_size=128, overlap=0).stride == 128
+    assert PredictConfig.from_dict({"overlap": 25}).overlap == 25
