@@ -348,9 +348,12 @@ def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_b
 
 
 def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
+    from geofm.core.config import TrainConfig
     from geofm.core.events import ProgressEvent, StartEvent, StepEvent
 
-    config, _ = _train_config(plugin, tmp_path, "progress")
+    img, lbl = separable_scene(tmp_path, size=128)
+    config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64,
+                         epochs=1, output=str(tmp_path / "model.geofm"))
     task = plugin.start_training(config)
     panel = plugin.panels[-1]
     task.cancel()  # the panel is fed by hand below; the task itself stops at once
