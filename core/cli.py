@@ -18,7 +18,17 @@ from tqdm import tqdm
 from .cli_settings import add_setting_flags, values_from_args
 from .config import PredictConfig, TrainConfig
 from .errors import ConfigError, GeoFMError, GeoFMWarning
-from .events import CancelledEvent, EpochEvent, Event, FinishedEvent, ProgressEvent, StartEvent, StepEvent, WarningEvent
+from .events import (
+    CancelledEvent,
+    EpochEvent,
+    Event,
+    EventHandler,
+    FinishedEvent,
+    ProgressEvent,
+    StartEvent,
+    StepEvent,
+    WarningEvent,
+)
 
 EXIT_UNUSABLE = 2
 
@@ -68,7 +78,8 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train
 
     config = _train_config(args)
-    drive(train(config), quiet=not is_main_process())
+    main_process = is_main_process()
+    drive(train(config), quiet=not main_process, show_warnings=main_process)
     return 0
 
 
@@ -141,50 +152,94 @@ def _export(args: argparse.Namespace) -> int:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
-def drive(events: Iterable[Event], quiet: bool = False) -> FinishedEvent | None:
-    """Consume a job's events with progress bars; return its FinishedEvent (None when cancelled)."""
-    bar: tqdm | None = None
+def drive(events: Iterable[Event], quiet: bool = False, show_warnings: bool = True) -> FinishedEvent | None:
+    """Consume a job's events with progress bars; return its FinishedEvent (None when cancelled).
+
+    ``quiet`` prints no progress and no lines on stdout; warnings still go to stderr as they come, unless
+    ``show_warnings`` is False (a torchrun process other than rank 0: rank 0 says it once)."""
+    printer = _Printer(quiet, show_warnings)
     try:
         for event in events:
-            if quiet:
-                if isinstance(event, FinishedEvent):
-                    return event
-                continue
-            if isinstance(event, StartEvent):
-                print(f"Training on {event.train_tiles} tiles, validating on {event.val_tiles} ({event.device}).")
-                if event.message:
-                    print(event.message)
-            elif isinstance(event, StepEvent):
-                if bar is None or event.step == 1:
-                    if bar is not None:
-                        bar.close()
-                    bar = tqdm(desc=f"epoch {event.epoch}", unit="step", leave=False, file=sys.stderr)
-                bar.update(1)
-                bar.set_postfix(loss=f"{event.loss:.3f}", tiles_s=f"{event.tiles_per_s:.1f}")
-            elif isinstance(event, EpochEvent):
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                miou = event.metrics.get("mean_iou")
-                val = f", validation loss {event.val_loss:.4f}" if event.val_loss is not None else ""
-                score = f", mIoU {miou:.3f}" if miou is not None else ""
-                print(f"epoch {event.epoch}: train loss {event.train_loss:.4f}{val}{score} ({event.seconds:.0f} s)")
-            elif isinstance(event, ProgressEvent):
-                if bar is None:
-                    bar = tqdm(total=event.total, desc=event.message or "windows", unit="win", file=sys.stderr)
-                bar.n = event.done
-                bar.refresh()
-            elif isinstance(event, WarningEvent):
-                print(f"Warning: {event.message}", file=sys.stderr)
-            elif isinstance(event, CancelledEvent):
-                print(event.message)
-                return None
-            elif isinstance(event, FinishedEvent):
-                return event
+            printer.handle(event)
+            if printer.done:
+                break
     finally:
-        if bar is not None:
-            bar.close()
-    return None
+        printer.close_bar()
+    return printer.finished
+
+
+class _Printer(EventHandler):
+    """The CLI front: one line per epoch on stdout, tqdm bars and warnings on stderr."""
+
+    def __init__(self, quiet: bool = False, show_warnings: bool = True) -> None:
+        self.quiet, self.show_warnings = quiet, show_warnings
+        self.bar: tqdm | None = None
+        self.bar_phase: str | None = None  # the ProgressEvent phase the bar counts ('' for a job's main work)
+        self.finished: FinishedEvent | None = None
+        self.done = False
+
+    def close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar, self.bar_phase = None, None
+
+    def on_StartEvent(self, event: StartEvent) -> None:  # noqa: N802
+        if self.quiet:
+            return
+        self.close_bar()
+        print(f"Training on {event.train_tiles} tiles, validating on {event.val_tiles} ({event.device}).")
+        if event.message:
+            print(event.message)
+
+    def on_StepEvent(self, event: StepEvent) -> None:  # noqa: N802
+        if self.quiet:
+            return
+        if self.bar is None or event.step == 1:
+            self.close_bar()
+            self.bar = tqdm(desc=f"epoch {event.epoch}", unit="step", leave=False, file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{event.loss:.3f}", tiles_s=f"{event.tiles_per_s:.1f}")
+
+    def on_EpochEvent(self, event: EpochEvent) -> None:  # noqa: N802
+        if self.quiet:
+            return
+        self.close_bar()
+        miou = event.metrics.get("mean_iou")
+        val = f", validation loss {event.val_loss:.4f}" if event.val_loss is not None else ""
+        score = f", mIoU {miou:.3f}" if miou is not None else ""
+        print(f"epoch {event.epoch}: train loss {event.train_loss:.4f}{val}{score} ({event.seconds:.0f} s)")
+
+    def on_ProgressEvent(self, event: ProgressEvent) -> None:  # noqa: N802
+        if self.quiet:
+            return
+        if self.bar is None or self.bar_phase != event.phase:
+            self.close_bar()
+            if event.phase:  # a step of data preparation: a bar that goes once the step is done
+                self.bar = tqdm(total=event.total or None, desc=event.phase, leave=False, file=sys.stderr)
+            else:
+                self.bar = tqdm(total=event.total, desc=event.message or "windows", unit="win", file=sys.stderr)
+            self.bar_phase = event.phase
+        if event.total and self.bar.total != event.total:  # a preparation step knows its total after a first pass
+            self.bar.total = event.total
+        self.bar.n = event.done
+        self.bar.refresh()
+
+    def on_WarningEvent(self, event: WarningEvent) -> None:  # noqa: N802
+        if not self.show_warnings:
+            return
+        if self.bar is not None:
+            self.bar.clear()  # the line would otherwise land in the middle of a bar
+        print(f"Warning: {event.message}", file=sys.stderr)
+        if self.bar is not None:
+            self.bar.refresh()
+
+    def on_CancelledEvent(self, event: CancelledEvent) -> None:  # noqa: N802
+        if not self.quiet:
+            print(event.message)
+        self.done = True
+
+    def on_FinishedEvent(self, event: FinishedEvent) -> None:  # noqa: N802
+        self.finished, self.done = event, True
 
 
 def print_metrics(metrics: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,16 +18,19 @@ from torch.utils.data import Dataset
 
 from .classes import ClassMap, classes_from_raster
 from .errors import DataError, InputError, LabelError
+from .events import result_of
 from .labels import LabelSource, RasterLabels, VectorLabels, classes_from_values, read_vector_labels
 from .normalise import BandStats, normalise
 from .raster import open_raster, read_window
 from .split import TRAIN, LabelSplit
-from .tiles import labelled_windows, tile_windows
+from .tiles import tile_windows
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".img", ".vrt", ".jp2", ".png", ".jpg", ".asc", ".nc"}
 GDAL_CACHE_MB = 256
 LabelFactory = Callable[[rasterio.io.DatasetReader], LabelSource]
 Item = tuple[int, Window]
+#: A step of data preparation: yields (done, total) as it goes and returns its result.
+Counted = Generator[tuple[int, int], None, Any]
 
 
 @dataclass
@@ -85,13 +88,28 @@ def build_scenes(
     """Scenes from (image, labels) paths: labels are a class raster, or a vector file when ``field`` is given.
 
     Without ``class_map`` the classes are every value found across all label files; with it, a label value
-    outside it raises :class:`LabelError` now rather than mid-training.
+    outside it raises :class:`LabelError` now rather than mid-training. :func:`scan_scenes` does the same step by
+    step.
     """
+    return result_of(scan_scenes(pairs, field, class_map, ignore_values, background))
+
+
+def scan_scenes(
+    pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    field: str | None = None,
+    class_map: ClassMap | None = None,
+    ignore_values: Sequence[float] = (),
+    background: bool = False,
+) -> Counted:
+    """:func:`build_scenes` as a generator: yields (label files read, label files) and returns (scenes, classes)."""
     cap_gdal_cache()
     _check_band_counts([img for img, _ in pairs])
     scenes: list[Scene] = []
     if field is None:
-        found = [classes_from_raster(lbl, ignore_values) for _, lbl in pairs]
+        found = []
+        for _, lbl in pairs:
+            found.append(classes_from_raster(lbl, ignore_values))
+            yield len(found), len(pairs)
         if class_map is None:
             merged = {c.value: c for cm in reversed(found) for c in cm.classes}
             class_map = ClassMap(merged[v] for v in sorted(merged))
@@ -105,6 +123,7 @@ def build_scenes(
     for img, lbl in pairs:
         with open_raster(img) as src:
             shapes.append(read_vector_labels(lbl, field, src.crs))
+        yield len(shapes), len(pairs)
     if class_map is None:
         class_map = classes_from_values((v for s in shapes for _, v in s), background=background)
     for (img, _), s in zip(pairs, shapes):
@@ -135,29 +154,42 @@ def pair_folders(image_dir: str | os.PathLike, label_dir: str | os.PathLike) -> 
 
 def index_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None, split: LabelSplit | None = None,
                 role: str = TRAIN, required: bool = True) -> list[Item]:
-    """(scene index, window) of every tile that has at least one labelled pixel on a valid image pixel — of the
-    labels that serve ``role`` in ``split`` when one is given.
+    """(scene index, window) of every tile that has at least one labelled pixel on a valid image pixel.
 
-    Windows cover the part of each image the labels overlap; raises :class:`DataError` when no tile is left and
-    ``required``.
+    Windows cover the part of each image the labels overlap; raises :class:`DataError` when no tile is left.
+    :func:`scan_tiles` does the same step by step.
     """
+    return result_of(scan_tiles(scenes, tile, stride, split, role, required))
+
+
+def scan_tiles(scenes: Sequence[Scene], tile: int, stride: int | None = None, split: LabelSplit | None = None,
+               role: str = TRAIN, required: bool = True) -> Counted:
+    """:func:`index_tiles` as a generator: yields (windows read, windows) and returns the items."""
     cap_gdal_cache()
-    items: list[Item] = []
-    for i, scene in enumerate(scenes):
+    plans: list[list[Window]] = []
+    for scene in scenes:  # a first, cheap pass: the windows of every scene, so the total is known
         src, labels = scene.open()
         try:
-            area = _grow(labels.area, tile, src.width, src.height)
-            windows = tile_windows(src.width, src.height, tile, stride, area)
-
-            def usable(w: Window, src=src, labels=labels, i=i) -> np.ndarray:
+            plans.append(tile_windows(src.width, src.height, tile, stride, _grow(labels.area, tile, src.width,
+                                                                                   src.height)))
+        finally:
+            labels.close()
+            src.close()
+    total, done = sum(len(p) for p in plans), 0
+    items: list[Item] = []
+    for i, (scene, windows) in enumerate(zip(scenes, plans)):
+        src, labels = scene.open()
+        try:
+            for w in windows:
                 y = labels.read(w)
                 if split is not None:
                     y[~split.keep(i, w, role)] = -1
                 if (y >= 0).any():
                     y[~read_window(src, w)[1]] = -1
-                return y
-
-            items += [(i, w) for w in labelled_windows(windows, usable)]
+                    if (y >= 0).any():
+                        items.append((i, w))
+                done += 1
+                yield done, total
         finally:
             labels.close()
             src.close()

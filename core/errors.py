@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
 
 
 class GeoFMError(Exception):
@@ -56,3 +58,17 @@ class Cancelled(GeoFMError):
 
 class GeoFMWarning(UserWarning):
     """Something the user should know, after which the job goes on (e.g. a sub-pixel CRS offset)."""
+
+
+#: Where a function deep inside a job puts a note for the user: e.g. ``notes.append`` of a list the job drains
+#: into :class:`~geofm.core.events.WarningEvent` s. Passed down explicitly, so two jobs in two threads never share it.
+Warn = Callable[[str], None]
+
+
+def warn(message: str, to: Warn | None = None, stacklevel: int = 2) -> None:
+    """Tell the user ``message``: through the job's collector ``to`` when the caller gave one, else (a library
+    call outside any job) as a :class:`GeoFMWarning`, attributed to the caller's caller."""
+    if to is not None:
+        to(message)
+    else:
+        warnings.warn(message, GeoFMWarning, stacklevel=stacklevel + 1)

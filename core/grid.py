@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
 
-from .errors import GeoFMWarning, GridError
+from .errors import GridError, Warn, warn
 from .fileio import atomic_path
 from .raster import open_raster
 
@@ -195,18 +194,19 @@ def _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fi
                       offset_px, overlap, problems, notes, fix)
 
 
-def require_usable(report: GridReport, align_labels: bool = False) -> None:
+def require_usable(report: GridReport, align_labels: bool = False, warn_to: Warn | None = None) -> None:
     """Raise :class:`GridError` unless the pair can be trained on; warn about a tolerated CRS mismatch.
 
     With ``align_labels`` an ``align_labels`` verdict is accepted: the labels will be warped on the fly.
+    The warning goes to ``warn_to`` (a job's collector, which it yields as a WarningEvent) when given, else it is
+    a :class:`~geofm.core.errors.GeoFMWarning` (see :func:`~geofm.core.errors.warn`).
     """
     if report.verdict == UNUSABLE or (report.verdict == ALIGN_LABELS and not align_labels):
         raise GridError(" ".join(report.problems) or "image and labels do not line up",
                         path=report.labels.path, fix=report.fix)
     if report.image.crs != report.labels.crs and report.same_grid:
-        warnings.warn(f"{report.labels.path}: CRS {report.labels.crs} differs from the image's {report.image.crs} "
-                      f"by {report.offset_m:.2f} m ({report.offset_px:.2f} px); used as is.", GeoFMWarning,
-                      stacklevel=2)
+        warn(f"{report.labels.path}: CRS {report.labels.crs} differs from the image's {report.image.crs} "
+             f"by {report.offset_m:.2f} m ({report.offset_px:.2f} px); used as is.", warn_to)
 
 
 def write_aligned_labels(labels: str | os.PathLike, image: str | os.PathLike, output: str | os.PathLike) -> Path:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError, GeoFMWarning
+from .errors import ConfigError, DataError, Warn, warn
 
 EPS = 1e-6
 BINS = 4096
@@ -60,20 +59,36 @@ class _Histogram:
 
 
 def compute_stats(
-    samples: Iterable[tuple[np.ndarray, np.ndarray]], percentiles: tuple[float, float] | None = None
+    samples: Iterable[tuple[np.ndarray, np.ndarray]], percentiles: tuple[float, float] | None = None,
+    warn_to: Warn | None = None,
 ) -> BandStats:
     """Mean and std per band over the valid pixels of ``samples`` ((data [C,h,w], valid [h,w]) pairs), one pass.
 
     Pixels where ``valid`` is False or the band is NaN/inf are skipped. Means merge in float64 (Chan et al.), so
     memory does not grow with the number of samples. ``percentiles`` (e.g. (2, 98)) adds ``low``/``high`` per band
-    from a 4096-bin histogram. A constant band gets std 1 and a :class:`GeoFMWarning`.
+    from a 4096-bin histogram. A constant band gets std 1 and a warning (to ``warn_to``, else a GeoFMWarning).
+    A job that reports progress feeds a :class:`StatsAccumulator` itself.
     """
-    n = mean = m2 = None
-    hists: list[_Histogram | None] = []
+    acc = StatsAccumulator(percentiles)
     for data, valid in samples:
-        if n is None:
+        acc.add(data, valid)
+    return acc.result(warn_to)
+
+
+class StatsAccumulator:
+    """:func:`compute_stats` one sample at a time, so a caller can report progress (or stop) between samples."""
+
+    def __init__(self, percentiles: tuple[float, float] | None = None):
+        self.percentiles = percentiles
+        self.n = self.mean = self.m2 = None
+        self.hists: list[_Histogram | None] = []
+
+    def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        """Merge the valid, finite pixels of ``data`` [C,h,w] (``valid`` [h,w]) into the running statistics."""
+        if self.n is None:
             c = data.shape[0]
-            n, mean, m2, hists = np.zeros(c), np.zeros(c), np.zeros(c), [None] * c
+            self.n, self.mean, self.m2, self.hists = np.zeros(c), np.zeros(c), np.zeros(c), [None] * c
+        n, mean, m2, hists = self.n, self.mean, self.m2, self.hists
         for b in range(data.shape[0]):
             v = data[b][valid & np.isfinite(data[b])].astype(np.float64)
             if v.size == 0:
@@ -84,29 +99,29 @@ def compute_stats(
             mean[b] += delta * nb / total
             m2[b] += m2b + delta**2 * n[b] * nb / total
             n[b] = total
-            if percentiles is not None:
+            if self.percentiles is not None:
                 hists[b] = hists[b] or _Histogram(float(v.min()), float(v.max()))
                 hists[b].add(v)
-    if n is None or not (n > 0).all():
-        empty = [] if n is None else [b + 1 for b in range(len(n)) if n[b] == 0]
-        raise DataError(
-            "no valid pixel to compute band statistics from" + (f" in band(s) {empty}" if empty else ""),
-            fix="check the image's nodata value, and that the labelled area covers valid image pixels",
-        )
-    std = np.sqrt(m2 / n)
-    for b in np.flatnonzero(std <= EPS * np.maximum(1.0, np.abs(mean))):
-        warnings.warn(
-            f"band {b + 1} is constant ({mean[b]:g}) over the training pixels; it carries no information "
-            "(normalised it is 0 everywhere) — consider leaving it out",
-            GeoFMWarning,
-            stacklevel=2,
-        )
-        std[b] = 1.0
-    low = high = None
-    if percentiles is not None:
-        low = [h.quantile(percentiles[0] / 100) for h in hists]
-        high = [h.quantile(percentiles[1] / 100) for h in hists]
-    return BandStats(mean.tolist(), std.tolist(), low, high)
+
+    def result(self, warn_to: Warn | None = None) -> BandStats:
+        """The statistics so far; :class:`DataError` when a band had no valid pixel."""
+        n, mean, m2, hists = self.n, self.mean, self.m2, self.hists
+        if n is None or not (n > 0).all():
+            empty = [] if n is None else [b + 1 for b in range(len(n)) if n[b] == 0]
+            raise DataError(
+                "no valid pixel to compute band statistics from" + (f" in band(s) {empty}" if empty else ""),
+                fix="check the image's nodata value, and that the labelled area covers valid image pixels",
+            )
+        std = np.sqrt(m2 / n)
+        for b in np.flatnonzero(std <= EPS * np.maximum(1.0, np.abs(mean))):
+            warn(f"band {b + 1} is constant ({mean[b]:g}) over the training pixels; it carries no information "
+                 "(normalised it is 0 everywhere) — consider leaving it out", warn_to, stacklevel=3)
+            std[b] = 1.0
+        low = high = None
+        if self.percentiles is not None:
+            low = [h.quantile(self.percentiles[0] / 100) for h in hists]
+            high = [h.quantile(self.percentiles[1] / 100) for h in hists]
+        return BandStats(mean.tolist(), std.tolist(), low, high)
 
 
 def normalise(data: np.ndarray, valid: np.ndarray, stats: BandStats | None, mode: str = "global") -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +18,7 @@ from .checkpoint import Checkpoint, checkpoint_path, load_checkpoint, metrics_pa
 from .config import TrainConfig
 from .device import amp_dtype, default_workers, resolve_device
 from .distributed import DistContext, any_across, init_distributed, mean_across, shutdown
-from .errors import GeoFMWarning, TrainingError
+from .errors import Cancelled, TrainingError
 from .events import (
     CancelledEvent,
     CheckpointEvent,
@@ -56,14 +55,14 @@ def train(config: TrainConfig, cancel: CancelFlag | None = None) -> Iterator[Eve
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", GeoFMWarning)
-            run = _Run(config, device, ctx, cancel)
-        for warning in caught:  # a front may not show Python warnings (a QgsTask's go to stderr): pass them on
-            if issubclass(warning.category, GeoFMWarning):
-                yield WarningEvent(str(warning.message))
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        try:  # progress, warnings (e.g. a tolerated CRS difference) and cancellation arrive as events
+            data = yield from prepare_training_data(config, cancel)
+        except Cancelled:
+            yield CancelledEvent("", "Training cancelled while preparing the data; nothing was written.")
+            return
+        run = _Run(config, device, ctx, cancel, data)
+        for note in run.notes:
+            yield WarningEvent(note)
         yield from run.events()
     finally:
         shutdown(ctx)
@@ -72,13 +71,14 @@ def train(config: TrainConfig, cancel: CancelFlag | None = None) -> Iterator[Eve
 class _Run:
     """The state of one run; ``events()`` drives it epoch by epoch."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, ctx: DistContext, cancel: CancelFlag | None):
+    def __init__(self, config: TrainConfig, device: torch.device, ctx: DistContext, cancel: CancelFlag | None,
+                 data: TrainingData):
         self.config, self.device, self.ctx, self.cancel = config, device, ctx, cancel
+        self.data = data
         torch.manual_seed(config.seed)
-        self.data: TrainingData = prepare_training_data(config)
-        torch.manual_seed(config.seed)
+        self.notes: list[str] = []  # e.g. ImageNet weights unreachable offline: training goes on from scratch
         self.model = build_model(config.backbone, config.decoder, self.data.in_channels, self.data.classes.num_classes,
-                                 config.weights, config.rgb_bands).to(device)
+                                 config.weights, config.rgb_bands, notes=self.notes).to(device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.amp_dtype = amp_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -14,16 +13,26 @@ from rasterio.windows import Window
 
 from .classes import ClassMap
 from .config import TrainConfig, is_vector, stride_for
-from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, pair_folders
-from .errors import ConfigError, GeoFMWarning
+from .dataset import Counted, Item, Scene, SegmentationDataset, pair_folders, scan_scenes, scan_tiles
+from .errors import Cancelled, ConfigError
+from .events import PREPARATION_PHASES, Event, ProgressEvent, WarningEvent
 from .grid import check_grid, require_usable
-from .normalise import BandStats, compute_stats
+from .normalise import BandStats, StatsAccumulator
 from .package import package_metadata
 from .raster import open_raster, read_window
-from .split import TRAIN, VALIDATION, BlockCounts, choose_split, fine_cell
+from .split import TRAIN, VALIDATION, BlockCounts, LabelSplit, choose_split, fine_cell
 
 #: Inverse-frequency class weights are capped at this multiple of the mean weight (rare classes, few pixels).
 MAX_CLASS_WEIGHT = 10.0
+#: At most about this many progress events per preparation phase.
+EVENTS_PER_PHASE = 100
+GRID, CLASSES, TILING, STATISTICS = PREPARATION_PHASES
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``: a ``threading.Event``, or a QgsTask's ``isCanceled`` wrapped."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass
@@ -43,31 +52,33 @@ class TrainingData:
     tile_size: int  # the configured one, or smaller when an image is smaller
 
 
-def prepare_training_data(config: TrainConfig) -> TrainingData:
-    """Check every (image, labels) pair, build scenes, split the labels spatially, index tiles, compute statistics."""
+def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None
+                          ) -> Generator[Event, None, TrainingData]:
+    """Check every (image, labels) pair, build scenes and tiles, split them spatially and compute statistics.
+
+    A generator: yields a ProgressEvent per step of each phase (``phase`` one of :data:`PREPARATION_PHASES`,
+    ``done`` of ``total`` files, windows or tiles; at most about :data:`EVENTS_PER_PHASE` per phase) and a
+    WarningEvent for each note (a tolerated CRS difference, a constant band), and returns the
+    :class:`TrainingData`: ``data = yield from prepare_training_data(config, cancel)``. Raises
+    :class:`~geofm.core.errors.Cancelled` between steps once ``cancel.is_set()``; it writes no file.
+    """
+    notes: list[str] = []  # filled by the checks below (warn_to=notes.append), drained into WarningEvents
     pairs = _pairs(config)
-    for img, lbl in pairs:
-        _check_pair(img, lbl, config)
+    yield from _phase(_check_pairs(pairs, config, notes.append), GRID, notes, cancel)
     in_channels, band_names, resolution, crs, smallest = _image_facts([img for img, _ in pairs])
-    notes: list[str] = []
     tile = _tile_size(config.tile_size, smallest, notes)
     given = ClassMap.from_list(config.classes) if config.classes else None
     field = config.label_field if any(is_vector(lbl) for _, lbl in pairs) else None
-    scenes, classes = build_scenes(pairs, field, given, config.ignore_values, config.background)
-    block = config.split_block or 2 * tile
-    split = choose_split(_block_counts(scenes, classes.num_classes, fine_cell(block)), block, config.val_fraction,
-                         config.seed)
-    notes += split.notes
-    train = index_tiles(scenes, tile, stride_for(tile, config.overlap), split, TRAIN)
-    val = index_tiles(scenes, tile, tile, split, VALIDATION, required=False) if split.has_validation else []
-    stats = compute_stats(_samples(scenes, train))
+    scenes, classes = yield from _phase(scan_scenes(pairs, field, given, config.ignore_values, config.background),
+                                        CLASSES, notes, cancel)
+    split, train, val = yield from _phase(_split_and_tile(scenes, classes.num_classes, tile, config, notes),
+                                          TILING, notes, cancel)
+    stats = yield from _phase(_statistics(scenes, train, notes.append), STATISTICS, notes, cancel)
     counts = split.train_counts
     mode = config.normalisation
     per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
     summary = (f"{split.summary()} {len(train)} training tiles, {len(val)} validation tiles of {tile} px."
                f"\nTraining pixels per class: {per_class}")
-    for note in notes:
-        warnings.warn(note, GeoFMWarning, stacklevel=2)
     return TrainingData(
         train=SegmentationDataset(scenes, train, stats, mode, split=split, role=TRAIN),
         val=SegmentationDataset(scenes, val, stats, mode, split=split, role=VALIDATION),
@@ -77,6 +88,34 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     )
 
 
+def _phase(steps: Counted, phase: str, notes: list[str], cancel: CancelFlag | None) -> Generator[Event, None, Any]:
+    """Drive one preparation step: a ProgressEvent(0, 0) as it begins (total not known yet), then ProgressEvents
+    from its (done, total), WarningEvents from ``notes``, a check of ``cancel`` after every step (raising
+    Cancelled, the step's files closed); returns the step's result."""
+    yield ProgressEvent(0, 0, phase, phase)
+    shown = -1
+    try:
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            while notes:
+                yield WarningEvent(notes.pop(0))
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"cancelled while {phase}")
+            every = max(1, total // EVENTS_PER_PHASE)
+            if done == total or done - shown >= every:
+                shown = done
+                yield ProgressEvent(done, total, phase, phase)
+    finally:
+        steps.close()
+    while notes:
+        yield WarningEvent(notes.pop(0))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"cancelled after {phase}")
+    return result
 def package_metadata_for(config: TrainConfig, data: TrainingData, metrics: dict[str, Any],
                          history: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
     """Metadata for the model package: what a colleague needs to run the model without re-entering anything."""
@@ -99,11 +138,13 @@ def _pairs(config: TrainConfig) -> list[tuple[str, str]]:
     return pairs
 
 
-def _check_pair(image: str, labels: str, config: TrainConfig) -> None:
-    """Grid-check a raster pair: GridError when unusable, a GeoFMWarning (which train() passes on as an event)
-    for a tolerated CRS difference. Vector labels are reprojected when read."""
-    if not is_vector(labels):
-        require_usable(check_grid(image, labels, config.tile_size), config.align_labels)
+def _check_pairs(pairs: Sequence[tuple[str, str]], config: TrainConfig, warn_to) -> Counted:
+    """Grid-check each raster pair: GridError when unusable, a note to ``warn_to`` for a tolerated CRS difference.
+    Vector labels are reprojected when read. Yields (pairs checked, pairs)."""
+    for k, (image, labels) in enumerate(pairs, 1):
+        if not is_vector(labels):
+            require_usable(check_grid(image, labels, config.tile_size), config.align_labels, warn_to)
+        yield k, len(pairs)
 
 
 def _image_facts(images: Sequence[str]) -> tuple[int, list[str] | None, tuple[float, float], str | None, int]:
@@ -136,10 +177,24 @@ def _tile_size(wanted: int, smallest_side: int, notes: list[str]) -> int:
     return tile
 
 
-def _block_counts(scenes: Sequence[Scene], num_classes: int, cell: int, rows: int = 512) -> list[BlockCounts]:
+def _split_and_tile(scenes: Sequence[Scene], num_classes: int, tile: int, config: TrainConfig, notes: list[str]
+                    ) -> Generator[tuple[int, int], None, tuple[LabelSplit, list[Item], list[Item]]]:
+    """Count labelled pixels per block, split them (see :mod:`.split`), then index the training tiles (overlapping)
+    and the validation tiles (side by side). Yields (steps done, steps) and returns (split, train, val)."""
+    block = config.split_block or 2 * tile
+    counts = yield from _block_counts(scenes, num_classes, fine_cell(block))
+    split = choose_split(counts, block, config.val_fraction, config.seed)
+    notes += split.notes
+    train = yield from scan_tiles(scenes, tile, stride_for(tile, config.overlap), split, TRAIN)
+    val = (yield from scan_tiles(scenes, tile, tile, split, VALIDATION, required=False)) if split.has_validation else []
+    return split, train, val
+
+
+def _block_counts(scenes: Sequence[Scene], num_classes: int, cell: int, rows: int = 512
+                  ) -> Generator[tuple[int, int], None, list[BlockCounts]]:
     """Labelled pixels per class and ``cell``-px cell of every scene: one pass over the labels, in strips."""
     out = []
-    for scene in scenes:
+    for k, scene in enumerate(scenes, 1):
         src, labels = scene.open()
         try:
             counts = BlockCounts(src.width, src.height, cell, num_classes)
@@ -151,20 +206,24 @@ def _block_counts(scenes: Sequence[Scene], num_classes: int, cell: int, rows: in
         finally:
             labels.close()
             src.close()
+        yield k, len(scenes)
     return out
 
 
-def _samples(scenes: Sequence[Scene], items: Sequence[Item]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Raw (data, valid) of every training tile, for the statistics."""
+def _statistics(scenes: Sequence[Scene], items: Sequence[Item], warn_to) -> Counted:
+    """Band statistics over the training tiles; yields (tiles read, tiles) and returns the BandStats."""
+    acc = StatsAccumulator()
     handles: dict[int, Any] = {}
     try:
-        for i, window in items:
+        for k, (i, window) in enumerate(items, 1):
             if i not in handles:
                 handles[i] = open_raster(scenes[i].image)
-            yield read_window(handles[i], window)
+            acc.add(*read_window(handles[i], window))
+            yield k, len(items)
     finally:
         for src in handles.values():
             src.close()
+    return acc.result(warn_to)
 
 
 def _inverse_frequency(counts: np.ndarray) -> torch.Tensor:

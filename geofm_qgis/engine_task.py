@@ -1,4 +1,6 @@
-"""A QgsTask that runs one engine job (a generator of events) and re-emits its events as Qt signals."""
+"""A QgsTask that runs one engine job (a generator of events) and re-emits its events as Qt signals.
+
+Progress comes from core (``EventHandler.tracker``); warnings reach the user's message bar and the log."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from qgis.core import Qgis, QgsTask
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QCursor, QGuiApplication
 
-from .messages import log
+from ..core.events import EventHandler
+from .messages import log, push
 
 Job = Callable[[threading.Event], Iterator[Any]]
 
@@ -35,25 +38,28 @@ def preload(module: str) -> None:
         QGuiApplication.restoreOverrideCursor()
 
 
-class EngineTask(QgsTask):
+class EngineTask(QgsTask, EventHandler):
     """Runs ``job(cancel)`` in a worker thread; ``run()`` touches no widget, layer or project.
 
     Signals (delivered to the main thread): ``engine_event(object)`` for every engine event, ``ended(bool)`` once
-    the task is over (True when the job finished well). After it ended: ``error`` holds the message for the
-    user ('' when none), ``result`` the last event.
+    the task is over (True when the job finished well). The task's progress is the core's fraction
+    (``self.tracker``). Every WarningEvent is pushed to ``bar`` (a QgsMessageBar; none: the log only) and logged
+    in the geofm tab, on the main thread, and kept in ``warnings``. After it ended: ``error`` holds the message for
+    the user ('' when none), ``result`` the last event.
     """
 
     engine_event = pyqtSignal(object)
     ended = pyqtSignal(bool)
 
-    def __init__(self, description: str, job: Job) -> None:
+    def __init__(self, description: str, job: Job, bar=None) -> None:
         super().__init__(description, QgsTask.Flag.CanCancel)
         self._job = job
         self._cancel = threading.Event()
+        self.bar = bar
         self.error = ""
         self.result: Any = None
-        self._total = 0
-        self._steps_per_epoch = 1
+        self.warnings: list[str] = []
+        self.engine_event.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
     def run(self) -> bool:
         """Worker thread: iterate the job, forward events, turn exceptions into a message."""
@@ -71,7 +77,8 @@ class EngineTask(QgsTask):
         try:
             for event in self._job(self._cancel):
                 self.result = event
-                self._progress(event)
+                self.handle(event)
+                self.setProgress(100.0 * self.tracker.fraction)
                 self.engine_event.emit(event)
         except GeoFMError as err:
             if not self._cancel.is_set():
@@ -83,16 +90,15 @@ class EngineTask(QgsTask):
             return False
         return not self._cancel.is_set() and type(self.result).__name__ == "FinishedEvent"
 
-    def _progress(self, event: Any) -> None:
-        name = type(event).__name__
-        if name == "StartEvent":
-            self._steps_per_epoch = max(1, event.steps_per_epoch)
-            self._total = max(1, event.total_epochs) * self._steps_per_epoch
-        elif name == "StepEvent" and self._total:
-            done = (event.epoch - 1) * self._steps_per_epoch + event.step
-            self.setProgress(min(99.0, 100.0 * done / self._total))
-        elif name == "ProgressEvent" and event.total:
-            self.setProgress(min(99.0, 100.0 * event.done / event.total))
+    def _show(self, event: Any) -> None:
+        """Main thread: what the user must see at once (a warning) goes to the message bar and the log."""
+        if type(event).__name__ != "WarningEvent":
+            return
+        self.warnings.append(event.message)
+        if self.bar is not None:
+            push(self.bar, self.description(), event.message, Qgis.MessageLevel.Warning)
+        else:
+            log(f"{self.description()}: {event.message}", Qgis.MessageLevel.Warning)
 
     def cancel(self) -> None:
         """Ask the job to stop at its next check (between steps)."""

@@ -152,7 +152,7 @@ class GeoFMPlugin:
 
     # -- tasks -------------------------------------------------------------------------------------------------
     def start_training(self, config) -> Any:
-        """Run ``train(config)`` as a task followed by its own dock panel."""
+        """Run ``train(config)`` as a task followed by its own dock panel; its warnings go to the message bar."""
         from .engine_task import EngineTask, preload
         from .train_panel import TrainPanel
 
@@ -162,7 +162,7 @@ class GeoFMPlugin:
 
             return train(config, cancel)
 
-        task = EngineTask(f"geofm: training {Path(config.output).name}", job)
+        task = EngineTask(f"geofm: training {Path(config.output).name}", job, self.iface.messageBar())
         panel = TrainPanel(task, config.output, self.iface.mainWindow())
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
         task.ended.connect(lambda ok: self._training_ended(task, ok))

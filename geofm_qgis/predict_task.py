@@ -26,7 +26,8 @@ class PredictRequest:
 
 
 def prediction_task(request: PredictRequest, bar) -> EngineTask:
-    """A task running ``predict``; when it ends well the styled layers join the project, else ``bar`` says why."""
+    """A task running ``predict``; when it ends well the styled layers join the project, else ``bar`` says why.
+    Warnings (a resolution unlike the training one, an all-nodata extent) reach ``bar`` and the log as they come."""
     preload("predict")
 
     def job(cancel):
@@ -34,7 +35,7 @@ def prediction_task(request: PredictRequest, bar) -> EngineTask:
 
         return predict(request.package, request.raster, request.output, request.config, cancel)
 
-    task = EngineTask(f"geofm: predicting {Path(request.raster).name}", job)
+    task = EngineTask(f"geofm: predicting {Path(request.raster).name}", job, bar)  # warnings: bar and log
     task.layers = []
 
     def ended(ok: bool) -> None:  # noqa: FBT001

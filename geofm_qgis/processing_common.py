@@ -6,6 +6,7 @@ from typing import Any
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
 
+from ..core.events import EventHandler
 from .deps import missing_dependencies
 from .layer_sources import layer_file
 
@@ -52,38 +53,52 @@ def file_of(layer, what: str) -> str:
     return path
 
 
-def report(event: Any, feedback: QgsProcessingFeedback, state: dict[str, Any]) -> None:
-    """Turn one engine event into feedback: progress and readable lines."""
-    name = type(event).__name__
-    if name == "StartEvent":
-        state["steps"] = max(1, event.steps_per_epoch)
-        state["total"] = max(1, event.total_epochs) * state["steps"]
-        feedback.pushInfo(f"Training on {event.device}: {event.train_tiles} training tiles, "
-                          f"{event.val_tiles} validation tiles.")
-    elif name == "StepEvent" and state.get("total"):
-        feedback.setProgress(min(99.0, 100.0 * ((event.epoch - 1) * state["steps"] + event.step) / state["total"]))
-    elif name == "EpochEvent":
+class FeedbackReporter(EventHandler):
+    """The Processing front: engine events become a feedback's progress (the core's fraction), lines and
+    warnings (pushWarning: shown in the algorithm's log and kept in the history, without failing the run)."""
+
+    def __init__(self, feedback: QgsProcessingFeedback) -> None:
+        self.feedback = feedback
+        self.phase = ""
+
+    def handle(self, event: Any) -> None:
+        EventHandler.handle(self, event)
+        self.feedback.setProgress(100.0 * self.tracker.fraction)
+
+    def on_ProgressEvent(self, event: Any) -> None:  # noqa: N802
+        if event.phase and event.phase != self.phase:
+            self.phase = event.phase
+            self.feedback.pushInfo(f"Preparing the data: {event.phase}…")
+
+    def on_StartEvent(self, event: Any) -> None:  # noqa: N802
+        self.feedback.pushInfo(f"Training on {event.device}: {event.train_tiles} training tiles, "
+                               f"{event.val_tiles} validation tiles.")
+
+    def on_EpochEvent(self, event: Any) -> None:  # noqa: N802
         miou = event.metrics.get("mean_iou")
-        feedback.pushInfo(f"Epoch {event.epoch}: loss {event.train_loss:.4f}"
-                          + (f", validation mIoU {miou:.3f}" if miou is not None else ""))
-    elif name == "ProgressEvent" and event.total:
-        feedback.setProgress(min(99.0, 100.0 * event.done / event.total))
-    elif name == "WarningEvent":
-        feedback.reportError(event.message, False)
-    elif name == "CancelledEvent":
-        feedback.pushInfo(event.message)
+        self.feedback.pushInfo(f"Epoch {event.epoch}: loss {event.train_loss:.4f}"
+                               + (f", validation mIoU {miou:.3f}" if miou is not None else ""))
+
+    def on_WarningEvent(self, event: Any) -> None:  # noqa: N802
+        if hasattr(self.feedback, "pushWarning"):  # QGIS ≥ 3.20
+            self.feedback.pushWarning(event.message)
+        else:
+            self.feedback.reportError(event.message, False)
+
+    def on_CancelledEvent(self, event: Any) -> None:  # noqa: N802
+        self.feedback.pushInfo(event.message)
 
 
 def run_job(events, feedback: QgsProcessingFeedback) -> Any:
     """Iterate an engine job; return its last event; GeoFMError becomes QgsProcessingException."""
     from ..core.errors import GeoFMError
 
-    state: dict[str, Any] = {}
+    reporter = FeedbackReporter(feedback)
     last = None
     try:
         for event in events:
             last = event
-            report(event, feedback, state)
+            reporter.handle(event)
     except GeoFMError as err:
         raise QgsProcessingException(str(err)) from err
     return last

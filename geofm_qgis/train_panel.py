@@ -1,9 +1,9 @@
-"""The live training panel: loss and mIoU curves, epoch, speed, ETA, Cancel, and the final summary."""
+"""The live training panel: preparation progress, loss and mIoU curves, epoch, speed, ETA, the run's warnings
+(kept in view), Cancel, and the final summary."""
 
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,19 @@ from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import QLabel, QProgressBar, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from ..core.events import EventHandler
 from .engine_task import EngineTask
 
 REDRAW_MS = 400
 
 
-class TrainPanel(QgsDockWidget):
-    """Follows one training task; several panels follow several tasks independently."""
+class TrainPanel(QgsDockWidget, EventHandler):
+    """Follows one training task; several panels follow several tasks independently.
+
+    Events arrive through :meth:`on_event` (queued to the main thread) and are dispatched by
+    :class:`~geofm.core.events.EventHandler` to ``on_<EventName>``; the bar and the ETA are the core's
+    (``self.tracker``). Warnings stay listed under the status line until the panel is closed.
+    """
 
     def __init__(self, task: EngineTask, output: str, parent: QWidget | None = None) -> None:
         super().__init__(f"geofm training — {Path(output).name}", parent)
@@ -30,7 +36,7 @@ class TrainPanel(QgsDockWidget):
         self.epochs: list[dict[str, Any]] = []
         self.steps_per_epoch = 1
         self.total_epochs = 1
-        self.started = time.monotonic()
+        self.warnings: list[str] = []
         self.finished_event = None
         self.cancelled_event = None
 
@@ -40,6 +46,11 @@ class TrainPanel(QgsDockWidget):
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
+        self.warnings_label = QLabel()
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setTextFormat(Qt.TextFormat.RichText)
+        self.warnings_label.setStyleSheet("color: #8a4b00;")
+        self.warnings_label.setVisible(False)
         self.figure = Figure(figsize=(4.6, 3.4), dpi=90)
         self.figure.subplots_adjust(left=0.17, right=0.97, top=0.97, bottom=0.11, hspace=0.22)
         self.canvas = FigureCanvasQTAgg(self.figure)
@@ -52,8 +63,8 @@ class TrainPanel(QgsDockWidget):
         self.summary.setVisible(False)
         self.cancel_button = QPushButton("Cancel training")
         self.cancel_button.clicked.connect(self.cancel)
-        for widget, stretch in ((self.status, 0), (self.progress, 0), (self.canvas, 2), (self.summary, 1),
-                                (self.cancel_button, 0)):
+        for widget, stretch in ((self.status, 0), (self.progress, 0), (self.warnings_label, 0), (self.canvas, 2),
+                                (self.summary, 1), (self.cancel_button, 0)):
             layout.addWidget(widget, stretch)
         self.setWidget(body)
 
@@ -69,42 +80,48 @@ class TrainPanel(QgsDockWidget):
     # -- events (main thread) --------------------------------------------------------------------------------
     def on_event(self, event: Any) -> None:
         """Take one engine event into the panel."""
-        handler = getattr(self, f"_on_{type(event).__name__}", None)
-        if handler is not None:
-            handler(event)
+        self.handle(event)
+        self.progress.setValue(int(100 * self.tracker.fraction))
 
-    def _on_StartEvent(self, event) -> None:  # noqa: N802
+    def on_ProgressEvent(self, event) -> None:  # noqa: N802
+        if not event.phase:
+            return
+        count = f" {event.done} of {event.total}" if event.total else ""
+        self.status.setText(f"Preparing the data: {event.phase}{count}…")
+
+    def on_StartEvent(self, event) -> None:  # noqa: N802
         self.steps_per_epoch = max(1, event.steps_per_epoch)
         self.total_epochs = max(1, event.total_epochs)
-        self.started = time.monotonic()
         self.status.setText(f"Training on {event.device}: {event.train_tiles} training tiles, "
                             f"{event.val_tiles} validation tiles.")
 
-    def _on_StepEvent(self, event) -> None:  # noqa: N802
+    def on_StepEvent(self, event) -> None:  # noqa: N802
         self.steps.append((event.epoch - 1 + event.step / self.steps_per_epoch, event.loss))
-        done = (event.epoch - 1) * self.steps_per_epoch + event.step
-        total = self.total_epochs * self.steps_per_epoch
-        self.progress.setValue(min(100, round(100 * done / total)))
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / max(done, 1) * max(total - done, 0)
+        eta = self.tracker.eta
         self.status.setText(f"Epoch {event.epoch} of {self.total_epochs} · step {event.step} of "
                             f"{self.steps_per_epoch} · loss {event.loss:.3f} · {event.tiles_per_s:.1f} tiles/s · "
-                            f"ETA {_duration(eta)}")
+                            f"ETA {_duration(eta) if eta is not None else '…'}")
         self._dirty = True
 
-    def _on_EpochEvent(self, event) -> None:  # noqa: N802
+    def on_EpochEvent(self, event) -> None:  # noqa: N802
         self.epochs.append({"epoch": event.epoch, "train_loss": event.train_loss, "val_loss": event.val_loss,
                             "miou": event.metrics.get("mean_iou")})
         self._dirty = True
 
-    def _on_FinishedEvent(self, event) -> None:  # noqa: N802
+    def on_FinishedEvent(self, event) -> None:  # noqa: N802
         self.finished_event = event
 
-    def _on_CancelledEvent(self, event) -> None:  # noqa: N802
+    def on_CancelledEvent(self, event) -> None:  # noqa: N802
         self.cancelled_event = event
 
-    def _on_WarningEvent(self, event) -> None:  # noqa: N802
-        self.status.setText(f"⚠ {event.message}")
+    def on_WarningEvent(self, event) -> None:  # noqa: N802
+        """Listed under the status line, where later steps do not overwrite it (the task also pushes it to the
+        message bar and the log)."""
+        if event.message in self.warnings:
+            return
+        self.warnings.append(event.message)
+        self.warnings_label.setText("<br>".join(f"⚠ {html.escape(w)}" for w in self.warnings))
+        self.warnings_label.setVisible(True)
 
     def on_ended(self, ok: bool) -> None:  # noqa: FBT001
         """The task is over: show the summary, the cancellation note or the error."""

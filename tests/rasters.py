@@ -60,6 +60,15 @@ def separable_scene(tmp: Path, size: int = 96, bands: int = 4, seed: int = 0) ->
     return img, lbl
 
 
+def retagged_scene(tmp: Path, size: int = 128) -> tuple[Path, Path]:
+    """:func:`separable_scene` with its labels tagged ETRS89 / UTM 33N (EPSG:25833) instead of the image's WGS 84 /
+    UTM 33N: a CRS difference of micrometres, which training tolerates with a warning. Returns (image, labels)."""
+    img, lbl = separable_scene(tmp, size=size)
+    with rasterio.open(lbl) as src:
+        labels, nodata = src.read(1), src.nodata
+    return img, write_raster(tmp / "labels_25833.tif", labels, crs="EPSG:25833", nodata=nodata)
+
+
 def write_polygons(
     path: Path, features: list[tuple[list[tuple[float, float]], dict]], *, crs: str = UTM33N, driver: str = "GPKG"
 ) -> Path:

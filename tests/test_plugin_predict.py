@@ -103,3 +103,24 @@ def test_model_info_shows_the_summary(package):
     dialog = ModelInfoDialog(path=str(model))
     text = dialog.browser.toPlainText()
     assert "resnet18" in text and "class 20" in text and "mean IoU" in text
+
+
+def test_a_prediction_warning_reaches_the_message_bar_and_log(plugin, package, tmp_path, qgis_iface):
+    from qgis.core import Qgis, QgsApplication
+
+    from geofm.core.config import PredictConfig
+    from geofm.geofm_qgis.predict_task import PredictRequest
+
+    model, _ = package  # trained on 10 m pixels
+    coarse = write_raster(tmp_path / "coarse.tif", np.random.default_rng(0).normal(100, 5, (4, 64, 64))
+                          .astype(np.float32), res=20.0)
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append((tag, text, level)))
+    request = PredictRequest(str(model), str(coarse), str(tmp_path / "coarse_classes.tif"), PredictConfig(device="cpu"),
+                             read_metadata(str(model))["classes"], "coarse")
+    task = _run(plugin, request)
+    assert any("trained on 10" in w for w in task.warnings), task.warnings
+    warned = [m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning) if "trained on 10" in m]
+    assert len(warned) == 1, warned
+    assert any(tag == "geofm" and "trained on 10" in text and level == Qgis.MessageLevel.Warning
+               for tag, text, level in logged)

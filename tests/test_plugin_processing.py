@@ -142,3 +142,29 @@ def test_qgis_process_runs_predict_from_a_profile(package, tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert json.loads(result.stdout[result.stdout.index("{"):])["results"]["OUTPUT"] == str(output)
     assert output.is_file()
+
+
+def test_predict_algorithm_passes_warnings_and_core_progress_to_the_feedback(provider, package, tmp_path):
+    import numpy as np
+    import processing
+
+    from rasters import write_raster
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.warnings, self.fractions = [], []
+            self.progressChanged.connect(self.fractions.append)
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+            super().pushWarning(text)
+
+    model, _ = package  # trained on 10 m pixels
+    coarse = write_raster(tmp_path / "coarse.tif", np.random.default_rng(0).normal(100, 5, (4, 64, 64))
+                          .astype(np.float32), res=20.0)
+    feedback = Feedback()
+    processing.run("geofm:predict", {"MODEL": str(model), "INPUT": str(coarse), "DEVICE": "cpu",
+                                     "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
+    assert len([w for w in feedback.warnings if "trained on 10" in w]) == 1, feedback.warnings
+    assert feedback.fractions == sorted(feedback.fractions) and feedback.fractions[-1] == 100.0

@@ -312,3 +312,55 @@ def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_p
             assert again.setting_values()[s.name] == pytest.approx(changed[s.name]), s.name
     assert again.weights_combo.currentData() == "none" and again.output_widget.filePath() == str(tmp_path / "m.geofm")
     again.close()
+
+
+def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_bar_and_log(plugin, tmp_path,
+                                                                                            qgis_iface):
+    from qgis.core import Qgis, QgsApplication
+
+    from geofm.core.config import TrainConfig
+
+    from rasters import retagged_scene
+
+    img, lbl = retagged_scene(tmp_path)
+    config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", decoder="simple",
+                         tile_size=64, overlap=50, batch_size=8, epochs=2, val_fraction=0.25, split_block=64,
+                         output=str(tmp_path / "model.geofm"))
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append((tag, text, level)))
+    task = plugin.start_training(config)
+    panel = plugin.panels[-1]
+    order = []
+    task.engine_event.connect(lambda event: order.append(type(event).__name__))
+    done = []
+    task.ended.connect(done.append)
+    process_until(lambda: bool(done), timeout=300)
+    assert done == [True], task.error
+    # the warning came before the steps, and the steps did not overwrite it
+    assert order.index("WarningEvent") < order.index("StepEvent") and order.count("StepEvent") > 1
+    assert "EPSG:25833" in panel.warnings_label.text() and not panel.warnings_label.isHidden()
+    assert panel.warnings == [task.warnings[0]] and "EPSG:25833" not in panel.status.text()
+    warned = [m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning) if "EPSG:25833" in m]
+    assert len(warned) == 1, warned
+    assert any(tag == "geofm" and "EPSG:25833" in text and level == Qgis.MessageLevel.Warning
+               for tag, text, level in logged)
+    assert panel.progress.value() == 100
+
+
+def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
+    from geofm.core.config import TrainConfig
+    from geofm.core.events import ProgressEvent, StartEvent, StepEvent
+
+    img, lbl = separable_scene(tmp_path, size=128)
+    config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64,
+                         epochs=1, output=str(tmp_path / "model.geofm"))
+    task = plugin.start_training(config)
+    panel = plugin.panels[-1]
+    task.cancel()  # the panel is fed by hand below; the task itself stops at once
+    panel.on_event(ProgressEvent(3, 9, "tiling", "tiling"))
+    assert "tiling 3 of 9" in panel.status.text() and 0 < panel.progress.value() < 5
+    panel.on_event(StartEvent(2, 4, 32, 8, "cpu"))
+    panel.on_event(StepEvent(1, 2, 0.5, 1e-3, 10.0))
+    assert panel.progress.value() == int(100 * panel.tracker.fraction) and 5 < panel.progress.value() < 50
+    assert "ETA" in panel.status.text()
+    process_until(lambda: task.status() in (task.TaskStatus.Complete, task.TaskStatus.Terminated), timeout=120)

@@ -31,7 +31,7 @@ def _config(tmp_path, scene, **kw) -> TrainConfig:
 def test_separable_classes_are_learnt(tmp_path, scene):
     cfg = _config(tmp_path, scene, epochs=15, tile_size=32, overlap=50)
     events = list(train(cfg))
-    start = next(e for e in events if isinstance(e, StartEvent))
+    start = next(e for e in events if isinstance(e, StartEvent))  # after the data preparation's progress
     assert start.train_tiles > 0 and start.val_tiles > 0
     assert isinstance(events[-1], FinishedEvent)
     epochs = [e for e in events if isinstance(e, EpochEvent)]
@@ -161,5 +161,6 @@ def test_folder_of_image_tiles_pairs_with_folder_of_label_tiles(tmp_path):
                       weights="none", tile_size=32, batch_size=2, epochs=1, val_fraction=0.34,
                       output=str(tmp_path / "m.geofm"))
     events = list(train(cfg))
-    assert events[0].train_tiles == 4 and events[0].val_tiles == 2
+    start = next(e for e in events if isinstance(e, StartEvent))
+    assert start.train_tiles == 4 and start.val_tiles == 2
     assert isinstance(events[-1], FinishedEvent)
