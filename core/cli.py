@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("always", GeoFMWarning)
+    warnings.filterwarnings("ignore", module=r"torch\.onnx")  # the exporter's notes on its own deprecation
     warnings.showwarning = lambda msg, *a, **k: print(f"Warning: {msg}", file=sys.stderr)
     try:
         return args.run(args)

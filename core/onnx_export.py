@@ -22,7 +22,6 @@ import io
 import json
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,8 +130,7 @@ def export_onnx(
     tile, bands, k = pkg.tile_size, pkg.in_channels, pkg.classes.num_classes
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+    with torch.no_grad():  # (the CLI hides the exporter's deprecation notes; no process-wide filter swap here)
         torch.onnx.export(graph, (torch.zeros(2, bands, tile, tile),), buffer, dynamo=False, opset_version=opset,
                           input_names=[INPUT], output_names=[OUTPUT], dynamic_axes={INPUT: axes, OUTPUT: axes},
                           do_constant_folding=True)

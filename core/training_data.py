@@ -182,12 +182,26 @@ def _split_and_tile(scenes: Sequence[Scene], num_classes: int, tile: int, config
     """Count labelled pixels per block, split them (see :mod:`.split`), then index the training tiles (overlapping)
     and the validation tiles (side by side). Yields (steps done, steps) and returns (split, train, val)."""
     block = config.split_block or 2 * tile
-    counts = yield from _block_counts(scenes, num_classes, fine_cell(block))
+    counts = yield from _part(_block_counts(scenes, num_classes, fine_cell(block)), 0)
     split = choose_split(counts, block, config.val_fraction, config.seed)
     notes += split.notes
-    train = yield from scan_tiles(scenes, tile, stride_for(tile, config.overlap), split, TRAIN)
-    val = (yield from scan_tiles(scenes, tile, tile, split, VALIDATION, required=False)) if split.has_validation else []
+    train = yield from _part(scan_tiles(scenes, tile, stride_for(tile, config.overlap), split, TRAIN), 1)
+    val = (yield from _part(scan_tiles(scenes, tile, tile, split, VALIDATION, required=False), 2)
+           ) if split.has_validation else []
     return split, train, val
+
+
+def _part(steps: Counted, index: int, parts: int = 3, scale: int = 1000) -> Counted:
+    """Part ``index`` of ``parts`` sub-steps counted as one: (done, total) on a common scale of parts × scale."""
+    result = None
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        yield index * scale + round(scale * done / max(total, 1)), parts * scale
+    return result
 
 
 def _block_counts(scenes: Sequence[Scene], num_classes: int, cell: int, rows: int = 512
