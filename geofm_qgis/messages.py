@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from qgis.core import Qgis, QgsMessageLog
 
 LOG_TAG = "geofm"
@@ -17,6 +19,12 @@ def log(text: str, level: Qgis.MessageLevel = Qgis.MessageLevel.Info) -> None:
 
 
 def push(bar, title: str, text: str, level: Qgis.MessageLevel = Qgis.MessageLevel.Warning, duration: int = 0) -> None:
-    """Show ``text`` in a message bar (no timeout by default: errors stay until read) and log it."""
-    bar.pushMessage(title, text, level=level, duration=duration)
+    """Show ``text`` in a message bar (no timeout by default: errors stay until read) and log it.
+
+    The text is shown as written: a message bar reads rich text, so ``<urlopen error …>`` would vanish as a tag.
+    A success clears the bar's older messages first, so an earlier failure does not sit above it.
+    """
+    if level == Qgis.MessageLevel.Success:
+        bar.clearWidgets()
+    bar.pushMessage(html.escape(title), html.escape(text).replace("\n", "<br>"), level=level, duration=duration)
     log(f"{title}: {text}", level)

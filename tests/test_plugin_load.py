@@ -65,3 +65,17 @@ def test_metadata_is_complete():
     assert general["name"] == "geofm" and general["version"] == "0.1.0" and general["category"] == "Raster"
     assert (Path(geofm.__file__).parent / general["icon"]).is_file()
     assert deps.REQUIREMENTS.keys() == {"torch", "torchvision", "rasterio"}
+
+
+def test_message_bar_shows_angle_brackets_and_a_success_replaces_old_failures(qgis_iface):
+    from qgis.core import Qgis
+    from qgis.gui import QgsMessageBar
+
+    from geofm.geofm_qgis.messages import push
+
+    bar = QgsMessageBar()
+    push(bar, "Training failed", "could not get the weights (<urlopen error [Errno -2] Name or service not known>)",
+         Qgis.MessageLevel.Critical)
+    assert "&lt;urlopen error" in bar.currentItem().text()  # shown as text, not swallowed as an HTML tag
+    push(bar, "geofm", "Training finished.", Qgis.MessageLevel.Success, 5)
+    assert bar.items() == [bar.currentItem()] and "finished" in bar.currentItem().text()
