@@ -231,7 +231,8 @@ def test_resume_of_a_geofm_0_1_checkpoint_upgrades_its_config(tmp_path, scene, f
     payload = torch.load(ckpt, weights_only=True)
     old = payload["config"]
     old.pop("schema_version")
-    old["stride"] = round(old.pop("overlap") and old["tile_size"] / 2)  # geofm 0.1 stored a stride in pixels
+    del old["overlap"]
+    old["stride"] = old["tile_size"] // 2  # geofm 0.1 stored a stride in pixels (here: 50 % overlap)
     payload.pop("fingerprint", None)
     payload.pop("task", None)
     torch.save(payload, ckpt)
