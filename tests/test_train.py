@@ -8,7 +8,7 @@ import torch
 
 from geofm.core.checkpoint import checkpoint_path
 from geofm.core.config import TrainConfig
-from geofm.core.errors import ConfigError, TrainingError
+from geofm.core.errors import ConfigError, PackageError, TrainingError
 from geofm.core.events import CancelledEvent, CheckpointEvent, EpochEvent, FinishedEvent, StartEvent, StepEvent
 from geofm.core.package import load_package
 from geofm.core.train import train
@@ -164,3 +164,79 @@ def test_folder_of_image_tiles_pairs_with_folder_of_label_tiles(tmp_path):
     start = next(e for e in events if isinstance(e, StartEvent))
     assert start.train_tiles == 4 and start.val_tiles == 2
     assert isinstance(events[-1], FinishedEvent)
+
+
+# -- resume: what a checkpoint must match, and files that are not checkpoints ------------------------------------
+@pytest.fixture
+def finished(tmp_path, scene):
+    """A finished 1-epoch run: its config and its checkpoint."""
+    cfg = _config(tmp_path, scene, epochs=1)
+    list(train(cfg))
+    return cfg, checkpoint_path(cfg.output)
+
+
+def test_resume_with_changed_classes_names_the_setting_and_both_values(tmp_path, scene, finished):
+    cfg, ckpt = finished
+    classes = [{"value": v} for v in (10, 20, 30, 40)]
+    other = _config(tmp_path, scene, epochs=2, classes=classes, resume=str(ckpt))
+    with pytest.raises(ConfigError) as err:
+        list(train(other))
+    text = str(err.value)
+    assert str(ckpt) in text and "classes" in text and "40" in text and "not set" in text
+
+
+def test_resume_whose_model_does_not_fit_is_a_clear_error_naming_the_checkpoint(tmp_path, scene, finished):
+    import rasterio
+
+    cfg, ckpt = finished
+    img, lbl = scene
+    with rasterio.open(lbl, "r+") as dst:  # same file, same settings: only the classes read from it change
+        labels = dst.read(1)
+        labels[labels == 30] = 20
+        dst.write(labels, 1)
+    with pytest.raises((ConfigError, PackageError)) as err:
+        list(train(_config(tmp_path, scene, epochs=2, resume=str(ckpt))))
+    assert str(ckpt) in str(err.value) and "classes" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["state_dict", "package", "tensor"])
+def test_resume_from_a_file_that_is_not_a_checkpoint_names_it(tmp_path, scene, finished, resnet18_weights, kind):
+    cfg, _ = finished
+    path = {"state_dict": resnet18_weights, "package": tmp_path / "m.geofm", "tensor": tmp_path / "t.pt"}[kind]
+    if kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    with pytest.raises((ConfigError, PackageError)) as err:
+        list(train(_config(tmp_path, scene, epochs=2, resume=str(path))))
+    text = str(err.value)
+    assert str(path) in text and "not a geofm checkpoint" in text and ".last.ckpt" in text
+
+
+def test_resume_of_a_complete_run_says_so(tmp_path, scene, finished):
+    cfg, ckpt = finished  # it ran its 1 epoch: resuming with epochs=1 has nothing left to do
+    with pytest.raises(ConfigError, match="already complete") as err:
+        list(train(_config(tmp_path, scene, epochs=1, resume=str(ckpt))))
+    assert "epoch 1" in str(err.value) and "--epochs" in str(err.value)
+
+
+def test_resume_of_a_checkpoint_from_a_newer_geofm_is_refused(tmp_path, scene, finished):
+    cfg, ckpt = finished
+    payload = torch.load(ckpt, weights_only=True)
+    payload["config"]["schema_version"] = 99
+    torch.save(payload, ckpt)
+    with pytest.raises(ConfigError, match="newer geofm") as err:
+        list(train(_config(tmp_path, scene, epochs=2, resume=str(ckpt))))
+    assert "99" in str(err.value) and str(ckpt) in str(err.value)
+
+
+def test_resume_of_a_geofm_0_1_checkpoint_upgrades_its_config(tmp_path, scene, finished):
+    cfg, ckpt = finished
+    payload = torch.load(ckpt, weights_only=True)
+    old = payload["config"]
+    old.pop("schema_version")
+    del old["overlap"]
+    old["stride"] = old["tile_size"] // 2  # geofm 0.1 stored a stride in pixels (here: 50 % overlap)
+    payload.pop("fingerprint", None)
+    payload.pop("task", None)
+    torch.save(payload, ckpt)
+    events = list(train(_config(tmp_path, scene, epochs=2, resume=str(ckpt))))
+    assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [2]
