@@ -98,7 +98,7 @@ class Loop:
         torch.manual_seed(s.seed)
         yield from task.prepare(self.cancel)
         if self._cancelled():
-            yield self._cancel_event()
+            yield CancelledEvent("", "Training cancelled while preparing the data; nothing was written.")
             return
         self._build(resumed)
         notes = getattr(task, "notes", [])
