@@ -85,8 +85,8 @@ class TrainConfig:
         help="Tiles per optimiser step; lower it when the GPU runs out of memory.",
         cli=True, dialog=True, processing=True, saved=True)
     epochs: int = setting(
-        30, kind="int", label="Epochs", minimum=1, maximum=10000,
-        help="Passes over the training tiles.",
+        0, kind="int", label="Epochs", minimum=0, maximum=10000, zero_means="automatic",
+        help="Passes over the training tiles; 0: automatic (about 2,400 tiles seen in all, 5 to 100 epochs).",
         cli=True, dialog=True, processing=True, saved=True)
     lr: float = setting(
         1e-3, kind="float", label="Learning rate", minimum=1e-6, maximum=1.0, advanced=True,
@@ -114,6 +114,7 @@ class TrainConfig:
         cli=True, dialog=True, processing=True, saved=True)
     patience: int = setting(
         0, kind="int", label="Early-stopping patience", unit="epochs", minimum=0, maximum=10000, advanced=True,
+        zero_means="never stop early",
         help="Stop after this many epochs without a better validation score; 0 never stops early.",
         cli=True, dialog=True, processing=True, saved=True)
     val_fraction: float = setting(
@@ -122,6 +123,7 @@ class TrainConfig:
         cli=True, dialog=True, processing=True, saved=True)
     split_block: int = setting(
         0, kind="int", label="Split block", unit="px", minimum=0, maximum=100000, advanced=True,
+        zero_means="twice the tile size",
         help="Side of the spatial blocks that go wholly to training or validation; 0: twice the tile size.",
         cli=True, dialog=True, processing=True, saved=True)
     seed: int = setting(

@@ -34,13 +34,24 @@ from .events import (
 )
 from .tasks import CancelFlag, Task
 
+#: Automatic epochs: about this many training items seen in all (a CPU budget of minutes, not hours) …
+AUTO_ITEMS_SEEN = 2400
+#: … in this many epochs at least and at most (few items: many short epochs; many items: a few long ones).
+AUTO_EPOCHS = (5, 100)
+
+
+def auto_epochs(items: int) -> int:
+    """Epochs for ``items`` training items when the user leaves the number to geofm."""
+    low, high = AUTO_EPOCHS
+    return int(min(high, max(low, round(AUTO_ITEMS_SEEN / max(items, 1)))))
+
 
 @dataclass
 class LoopSettings:
     """What the loop needs of a job's config; :meth:`from_config` takes them from any config that has them."""
 
     output: str
-    epochs: int = 30
+    epochs: int = 30  # 0: automatic, see auto_epochs
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-3
@@ -107,9 +118,12 @@ class Loop:
         loader = self._loader(task.train_dataset(), shuffle=True)
         val = task.val_dataset()
         val_loader = self._loader(val, shuffle=False) if val is not None and len(val) else None
-        yield StartEvent(s.epochs, math.ceil(len(loader) / s.accumulate), len(loader.dataset),
+        epochs = s.epochs or auto_epochs(len(loader.dataset))
+        if resumed is not None:
+            self._check_epochs_left(self.state.epoch, epochs)
+        yield StartEvent(epochs, math.ceil(len(loader) / s.accumulate), len(loader.dataset),
                          len(val) if val_loader else 0, str(self.device), task.summary)
-        for epoch in range(self.state.epoch + 1, s.epochs + 1):
+        for epoch in range(self.state.epoch + 1, epochs + 1):
             started = time.perf_counter()
             net = self._start_epoch(epoch, loader)
             train_loss = None
@@ -144,6 +158,13 @@ class Loop:
         if resumed is not None:
             self.state = restore(resumed, s.resume, self.model, self.optimizer, self.scaler)
 
+    def _check_epochs_left(self, done: int, epochs: int) -> None:
+        if done >= epochs:
+            raise ConfigError(f"the run is already complete: the checkpoint is at epoch {done} and this run asks "
+                              f"for {epochs} epoch(s)", path=self.settings.resume,
+                              fix=f"to train longer, resume with --epochs above {done} (e.g. {done + 10}); the best "
+                                  f"model so far is {self.output}")
+
     def _read_resume(self) -> dict[str, Any]:
         """The checkpoint to resume from, checked: a checkpoint, of this task, of this run, with epochs left."""
         s, path = self.settings, self.settings.resume
@@ -160,12 +181,8 @@ class Loop:
         before.update(payload.get("fingerprint") or {})  # as recorded when written (e.g. absolute paths)
         check_same_run(before, self.task.fingerprint(), path)
         state = payload["state"]
-        done = state["epoch"]
-        if done >= s.epochs:
-            raise ConfigError(f"the run is already complete: the checkpoint is at epoch {done} and this run asks "
-                              f"for {s.epochs} epoch(s)", path=path,
-                              fix=f"to train longer, resume with --epochs above {done} (e.g. {done + 10}); the best "
-                                  f"model so far is {self.output}")
+        if s.epochs:  # automatic epochs are known once the data is
+            self._check_epochs_left(state["epoch"], s.epochs)
         stale = state.get("stale_epochs", 0)
         if s.patience and stale >= s.patience:
             raise ConfigError(f"the run already stopped early: {stale} epoch(s) without a better score (patience "

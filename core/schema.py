@@ -42,6 +42,7 @@ class Setting:
     advanced: bool = False
     flags: tuple[str, ...] = ()  # CLI flags; default --name-with-dashes
     percent: bool = False  # a share 0..1 that dialogs show as 0..100 %
+    zero_means: str = ""  # what 0 stands for, shown by dialogs in place of the number ("automatic", "never")
 
     @property
     def registry(self) -> Registry | None:

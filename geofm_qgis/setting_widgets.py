@@ -16,6 +16,8 @@ def widget_for(setting, value: Any) -> QWidget:
         widget: QWidget = QgsSpinBox()
         widget.setRange(int(setting.minimum or 0), int(setting.maximum if setting.maximum is not None else 10**9))
         widget.setSingleStep(32 if setting.unit == "px" and (setting.minimum or 0) >= 32 else 1)
+        if setting.zero_means and setting.minimum == 0:
+            widget.setSpecialValueText(setting.zero_means.capitalize())
     elif kind == "float":
         widget = QgsDoubleSpinBox()
         scale = 100 if setting.percent else 1

@@ -150,3 +150,10 @@ def test_gpu_check_runs_the_shipping_loop(tmp_path, monkeypatch):
     assert 0 <= result.data_wait_s <= result.seconds
     text = gpu_check.report(setup, result)
     assert "core/loop.Loop" in text and "n/a (not a CUDA device)" in text
+
+
+def test_automatic_epochs_fit_a_cpu_budget():
+    """epochs = 0: many short epochs for a few tiles, a few long ones for many; always within 5..100."""
+    from geofm.core.loop import auto_epochs
+
+    assert auto_epochs(16) == 100 and auto_epochs(48) == 50 and auto_epochs(374) == 6 and auto_epochs(100_000) == 5
