@@ -499,7 +499,8 @@ def report(results: dict[str, Any]) -> str:
 # -- driver ---------------------------------------------------------------------------------------------------------
 def parse_extra(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` TrainConfig overrides; VALUE as JSON when it parses (2, 1e-3, [0,1,2], null), else a string."""
-    from geofm.core.config import TrainConfig, known_settings
+    from geofm.core.config import TrainConfig
+    from geofm.core.schema import check_values
 
     out: dict[str, Any] = {}
     for item in items:
@@ -514,7 +515,7 @@ def parse_extra(items: list[str]) -> dict[str, Any]:
     if reserved:
         raise SystemExit(f"--extra cannot set {', '.join(sorted(reserved))}: the harness sets them")
     try:
-        known_settings(TrainConfig, out)
+        out = check_values(TrainConfig, out, "--extra")
     except Exception as err:  # noqa: BLE001
         raise SystemExit(f"--extra: {err}") from err
     return out
