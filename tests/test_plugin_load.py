@@ -62,7 +62,7 @@ def test_metadata_is_complete():
     for key in ("name", "description", "about", "version", "qgisMinimumVersion", "qgisMaximumVersion", "author",
                 "email", "homepage", "repository", "tracker", "tags", "category", "icon", "license", "experimental"):
         assert general.get(key), key
-    assert general["name"] == "geofm" and general["version"] == "0.1.0" and general["category"] == "Raster"
+    assert general["name"] == "geofm" and general["version"] == "0.2.0" and general["category"] == "Raster"
     assert (Path(geofm.__file__).parent / general["icon"]).is_file()
     assert deps.REQUIREMENTS.keys() == {"torch", "torchvision", "rasterio"}
 
