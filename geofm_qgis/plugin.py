@@ -36,6 +36,8 @@ class GeoFMPlugin:
         self.missing: list[deps.Missing] = []
         self.deps_dialog: QDialog | None = None
         self.dialog: QDialog | None = None
+        self.last_model = ""  # the package the last finished training wrote: Predict starts with it
+        self.train_layers: tuple[str, str, str] = ("", "", "")  # image, labels layer ids and class field last chosen
         self.tasks: list[Any] = []  # running tasks only
         self.panels: list[Any] = []
         self.deps_folder = deps.deps_dir(QgsApplication.qgisSettingsDirPath())
@@ -127,7 +129,9 @@ class GeoFMPlugin:
         from .train_dialog import TrainDialog
 
         self.dialog = TrainDialog(self.iface, self.iface.mainWindow())
+        self.dialog.restore_layers(*self.train_layers)
         self.dialog.start_training.connect(self.start_training)
+        self.dialog.finished.connect(lambda _r, d=self.dialog: setattr(self, "train_layers", d.chosen_layers()))
         self.dialog.show()
         return self.dialog
 
@@ -138,6 +142,8 @@ class GeoFMPlugin:
         from .predict_dialog import PredictDialog
 
         self.dialog = PredictDialog(self.iface, self.iface.mainWindow())
+        if self.last_model and Path(self.last_model).is_file():
+            self.dialog.package_widget.setFilePath(self.last_model)
         self.dialog.start_prediction.connect(self.start_prediction)
         self.dialog.show()
         return self.dialog
@@ -179,6 +185,7 @@ class GeoFMPlugin:
     def _training_ended(self, task, ok: bool) -> None:  # noqa: FBT001
         bar = self.iface.messageBar()
         if ok:
+            self.last_model = task.result.path
             push(bar, "geofm", f"Training finished: the model is saved to {task.result.path}.",
                  Qgis.MessageLevel.Success, 10)
         elif task.error:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import tempfile
 from pathlib import Path
 
-from qgis.core import QgsGeometry, QgsMapLayerProxyModel, QgsProcessingUtils, QgsVectorLayer
+from qgis.core import QgsGeometry, QgsMapLayerProxyModel, QgsProcessingUtils, QgsProject, QgsVectorLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
@@ -69,7 +70,7 @@ class PredictDialog(QDialog):
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
-        self.output_widget.lineEdit().setPlaceholderText("[Save to a temporary file]")
+        self.output_widget.lineEdit().setPlaceholderText("[Beside the project: <raster>_classes.tif]")
         from ..core.config import PredictConfig
         from ..core.schema import setting_of
 
@@ -132,9 +133,7 @@ class PredictDialog(QDialog):
         if need is not None and layer.bandCount() != need:
             raise InputProblem(f"The model needs {need} bands but “{layer.name()}” has {layer.bandCount()}. "
                                  "Use a raster with the same bands, in the same order, as the training image.")
-        output = self.output_widget.filePath().strip()
-        if not output:
-            output = str(Path(tempfile.mkdtemp(dir=QgsProcessingUtils.tempFolder())) / f"{Path(raster).stem}_classes.tif")
+        output = self.output_widget.filePath().strip() or default_output(raster)
         problem = output_problem(output, (".tif", ".tiff"))
         if problem:
             raise InputProblem(problem)
@@ -167,3 +166,16 @@ class PredictDialog(QDialog):
             return
         self.start_prediction.emit(request)
         super().accept()
+
+
+def default_output(raster: str) -> str:
+    """``<raster>_classes.tif`` in the project's folder (numbered when taken); in a temporary folder only when the
+    project is not saved or its folder is not writable."""
+    home = QgsProject.instance().homePath()
+    folder = Path(home) if home and os.access(home, os.W_OK) else Path(tempfile.mkdtemp(
+        dir=QgsProcessingUtils.tempFolder()))
+    candidate, n = folder / f"{Path(raster).stem}_classes.tif", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{Path(raster).stem}_classes_{n}.tif"
+    return str(candidate)

@@ -169,6 +169,22 @@ class TrainDialog(QDialog):
         self._weights_changed()
         return box
 
+    def chosen_layers(self) -> tuple[str, str, str]:
+        """Ids of the image and label layers and the class field, for the next opening of the dialog."""
+        image, labels = self.image_combo.currentLayer(), self.label_combo.currentLayer()
+        return (image.id() if image else "", labels.id() if labels else "", self.field_combo.currentField())
+
+    def restore_layers(self, image_id: str, labels_id: str, field: str) -> None:
+        """Choose again the layers of the last opening, where they are still in the project."""
+        project = QgsProject.instance()
+        image, labels = project.mapLayer(image_id), project.mapLayer(labels_id)
+        if image is not None:
+            self.image_combo.setLayer(image)
+        if labels is not None:
+            self.label_combo.setLayer(labels)
+            if field:
+                self.field_combo.setField(field)
+
     def _pick_label_layer(self) -> None:
         """Start with labels that are not the image: a polygon layer, else another raster, else none chosen."""
         image = self.image_combo.currentLayer()

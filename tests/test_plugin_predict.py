@@ -124,3 +124,29 @@ def test_a_prediction_warning_reaches_the_message_bar_and_log(plugin, package, t
     assert len(warned) == 1, warned
     assert any(tag == "geofm" and "trained on 10" in text and level == Qgis.MessageLevel.Warning
                for tag, text, level in logged)
+
+
+def test_predict_starts_with_the_model_just_trained_and_writes_beside_the_project(plugin, package, tmp_path):
+    model, image = package
+    plugin.last_model = str(model)  # as a finished training leaves it
+    QgsProject.instance().setFileName(str(tmp_path / "project.qgz"))
+    layer = QgsRasterLayer(str(image), "image")
+    QgsProject.instance().addMapLayer(layer)
+    dialog = plugin.open_predict()
+    assert dialog.package_widget.filePath() == str(model) and dialog.metadata is not None
+    dialog.raster_combo.setLayer(layer)
+    request = dialog.request()
+    assert request.output == str(tmp_path / f"{image.stem}_classes.tif")  # not a temporary folder
+    dialog.close()
+
+
+def test_train_dialog_reopens_with_the_layers_it_had(plugin, package):
+    _, image = package
+    a, b = QgsRasterLayer(str(image), "image"), QgsRasterLayer(str(image), "second")
+    QgsProject.instance().addMapLayers([a, b])
+    dialog = plugin.open_train()
+    dialog.image_combo.setLayer(b)
+    dialog.reject()
+    again = plugin.open_train()
+    assert again.image_combo.currentLayer() is b
+    again.reject()
