@@ -46,8 +46,11 @@ class LabelSplit:
         rows = (int(window.row_off) + np.arange(int(window.height))) // self.block
         cols = (int(window.col_off) + np.arange(int(window.width))) // self.block
         val = np.zeros((len(rows), len(cols)), bool)
-        for br, bc in self.val_blocks.get(scene, ()):
-            val |= (rows == br)[:, None] & (cols == bc)[None, :]
+        held = self.val_blocks.get(scene, set())
+        for br in np.unique(rows):  # only the few blocks the window touches
+            for bc in np.unique(cols):
+                if (int(br), int(bc)) in held:
+                    val[np.ix_(rows == br, cols == bc)] = True
         return val if role == VALIDATION else ~val
 
     def summary(self) -> str:
