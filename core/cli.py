@@ -44,8 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- commands --------------------------------------------------------------------------------------------------------
 def _check(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .grid import ALIGN_LABELS, UNUSABLE, check_grid, write_aligned_labels
 
+    check_outputs({"aligned labels": args.align_to}, {"image": args.image, "labels": args.labels})
     report = check_grid(args.image, args.labels, args.tile)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -63,18 +65,22 @@ def _check(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
+    from .fileio import check_train_outputs
     from .train import train
 
     config = _train_config(args)
+    check_train_outputs(config, args.config)
     drive(train(config), quiet=not is_main_process())
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
+    from .fileio import check_outputs
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     out = args.out or None
+    check_outputs({"metrics JSON": out}, {"model package": args.model, "image": args.image, "labels": args.labels})
     result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
                     quiet=args.json)
     metrics = result.summary if result else {}
@@ -105,9 +111,13 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import predict
+    from .fileio import check_outputs
+    from .predict import confidence_path, predict
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
+    check_outputs({"class map": args.out, "probabilities raster": cfg.probabilities,
+                   "confidence raster": confidence_path(args.out) if cfg.confidence else None},
+                  {"model package": args.model, "image": args.image})
     result = drive(predict(args.model, args.image, args.out, cfg))
     if result:
         print(f"Prediction written to {result.path or args.out}")

@@ -50,6 +50,11 @@ class PredictionError(GeoFMError):
     """Prediction cannot run or its output cannot be written."""
 
 
+class OutputError(GeoFMError):
+    """An output cannot be written: it would overwrite an input or another output, its folder is missing or not
+    writable, it names a folder, or the disk is full. Nothing is left at the output path."""
+
+
 class Cancelled(GeoFMError):
     """The user cancelled the job; nothing partial was left behind."""
 

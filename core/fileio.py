@@ -1,4 +1,5 @@
-"""Writing files so that a crash, a cancel or a full disk never leaves a half-written one behind."""
+"""Writing files so that a crash, a cancel or a full disk never leaves a half-written one behind, and checking,
+before any work, that no output of a run is one of its inputs or another of its outputs."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-from .errors import InputError
+from .errors import InputError, OutputError
+
+PathLike = Union[str, os.PathLike]  # noqa: UP007 - evaluated at run time (Python 3.9)
 
 
 @contextlib.contextmanager
@@ -40,3 +43,69 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# -- outputs against inputs ----------------------------------------------------------------------------------------
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """True when ``a`` and ``b`` are one file: the same path after resolving symlinks and ``..``, or (both existing)
+    the same inode — a hard link or a second mount of it."""
+    try:
+        if os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+Paths = Union[PathLike, Iterable[PathLike], None]  # noqa: UP007 - evaluated at run time (Python 3.9)
+
+
+def _each(paths: Paths) -> list[PathLike]:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths] if os.fspath(paths) else []
+    return [p for p in paths if p is not None and os.fspath(p)]
+
+
+def check_outputs(outputs: Mapping[str, Paths], inputs: Mapping[str, Paths]) -> None:
+    """Refuse, before any work, a run whose output would overwrite one of its inputs or another of its outputs.
+
+    ``outputs`` and ``inputs`` map what a file is to the user ('model package', 'image', …) to a path, a list of
+    paths, or None. Symlinks, ``..`` and hard links count as the same file. Raises :class:`OutputError`.
+    """
+    seen: list[tuple[str, PathLike]] = []
+    for what, paths in outputs.items():
+        for out in _each(paths):
+            for role, given in inputs.items():
+                for inp in _each(given):
+                    if same_file(out, inp):
+                        raise OutputError(
+                            f"the {what} would overwrite the {role} {os.fspath(inp)}",
+                            path=out,
+                            fix=f"write the {what} to a new file name; the inputs are never overwritten",
+                        )
+            for other, earlier in seen:
+                if same_file(out, earlier):
+                    raise OutputError(
+                        f"the {what} and the {other} would be the same file",
+                        path=out,
+                        fix=f"give the {what} and the {other} their own file names",
+                    )
+            seen.append((what, out))
+
+
+def train_outputs(output: PathLike) -> dict[str, Path]:
+    """The files a training run writes for the package ``output``: the package, its .last.ckpt and .metrics.json."""
+    from .checkpoint import checkpoint_path, metrics_path  # here: checkpoint imports this module
+
+    return {"model package": Path(output), "resume checkpoint (.last.ckpt)": checkpoint_path(output),
+            "metrics file (.metrics.json)": metrics_path(output)}
+
+
+def check_train_outputs(config: Any, config_file: PathLike | None = None) -> None:
+    """:func:`check_outputs` for a :class:`~geofm.core.config.TrainConfig` (and the JSON file it came from)."""
+    weights = config.weights if config.weights and os.path.isfile(config.weights) else None
+    check_outputs(train_outputs(config.output),
+                  {"image": config.images, "labels": config.labels, "checkpoint to resume from": config.resume,
+                   "weights file": weights, "config file": config_file})

@@ -1,0 +1,113 @@
+"""Issue 11 — nothing lost, nothing silently wrong: every bad input of docs/reliability.md, as the user meets it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geofm.core.classes import ClassMap
+from geofm.core.cli import main
+from geofm.core.model import build_model
+from geofm.core.normalise import BandStats
+from geofm.core.package import package_metadata, save_package
+
+from rasters import separable_scene, write_raster
+
+CLASSES = [{"value": 10, "name": "a", "colour": "#ff0000"}, {"value": 20, "name": "b", "colour": "#00ff00"},
+           {"value": 30, "name": "c", "colour": "#0000ff"}]
+
+
+def tiny_package(path: Path, bands: int = 4, **changes) -> Path:
+    """A real (untrained) package: resnet18 + simple decoder, 32-px tiles, quick to write and load."""
+    model = build_model("resnet18", "simple", bands, len(CLASSES), "none")
+    meta = package_metadata(classes=ClassMap.from_list(CLASSES), band_count=bands, tile_size=32,
+                            stats=BandStats([100.0] * bands, [10.0] * bands), resolution=(10.0, 10.0),
+                            crs="EPSG:32633")
+    meta.update(changes)
+    save_package(path, model, meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> tuple[Path, Path]:
+    return separable_scene(tmp_path_factory.mktemp("scene"), size=64)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    return tiny_package(tmp_path_factory.mktemp("pkg") / "m.geofm")
+
+
+def digest(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+# -- A. outputs never overwrite inputs ------------------------------------------------------------------------------
+def test_evaluate_refuses_to_write_its_json_over_the_image(scene, package, capsys):
+    img, lbl = scene
+    before = digest(img)
+    code = main(["evaluate", "--model", str(package), "--image", str(img), "--labels", str(lbl), "--out", str(img)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "metrics JSON would overwrite the image" in err and str(img) in err
+    assert digest(img) == before
+
+
+def test_predict_refuses_to_write_over_the_model(scene, package, capsys):
+    img, _ = scene
+    before = digest(package)
+    assert main(["predict", "--model", str(package), "--image", str(img), "--out", str(package)]) == 1
+    assert "class map would overwrite the model package" in capsys.readouterr().err
+    assert digest(package) == before
+
+
+def test_outputs_are_compared_through_symlinks_and_hard_links(tmp_path, scene, package, capsys):
+    img, _ = scene
+    os.symlink(package, tmp_path / "alias.geofm")
+    os.link(img, tmp_path / "hard.tif")
+    assert main(["predict", "--model", str(package), "--image", str(img), "--out", str(tmp_path / "alias.geofm")]) == 1
+    assert "would overwrite the model package" in capsys.readouterr().err
+    assert main(["predict", "--model", str(package), "--image", str(img), "--out", str(tmp_path / "hard.tif")]) == 1
+    assert "would overwrite the image" in capsys.readouterr().err
+
+
+def test_predict_refuses_two_outputs_in_one_file(tmp_path, scene, package, capsys):
+    img, _ = scene
+    out = tmp_path / "map.tif"
+    assert main(["predict", "--model", str(package), "--image", str(img), "--out", str(out),
+                 "--probabilities", str(out)]) == 1
+    assert "probabilities raster and the class map would be the same file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("target", ["image", "labels", "resume", "config", "ckpt_over_image"])
+def test_train_refuses_outputs_over_its_inputs_before_any_work(tmp_path, scene, target, capsys):
+    img, lbl = scene
+    config = tmp_path / "run.geofm.json"
+    config.write_text(json.dumps({"tile_size": 32}))
+    resume = tmp_path / "old.last.ckpt"
+    resume.write_bytes(b"checkpoint")
+    out = {"image": img, "labels": lbl, "resume": resume, "config": config,
+           "ckpt_over_image": tmp_path / "x.geofm"}[target]
+    if target == "ckpt_over_image":  # x.geofm's checkpoint x.last.ckpt is (a link to) the image
+        os.symlink(img, tmp_path / "x.last.ckpt")
+    before = {p: digest(p) for p in (img, lbl, resume, config)}
+    code = main(["train", "--config", str(config), "--image", str(img), "--labels", str(lbl), "--weights", "none",
+                 "--epochs", "1", "--resume", str(resume), "--out", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "would overwrite the" in err and "Training on" not in err
+    assert all(digest(p) == b for p, b in before.items())
+
+
+def test_check_align_to_refuses_the_labels_path(tmp_path, capsys):
+    img = write_raster(tmp_path / "img.tif", np.ones((3, 64, 64), np.uint16))
+    lbl = write_raster(tmp_path / "lbl.tif", np.ones((32, 32), np.uint8), res=20.0, nodata=0)
+    before = digest(lbl)
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "32", "--align-to", str(lbl)]) == 1
+    assert "aligned labels would overwrite the labels" in capsys.readouterr().err
+    assert digest(lbl) == before
