@@ -4,6 +4,7 @@ before any work, that no output of a run is one of its inputs or another of its 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -13,6 +14,8 @@ from typing import Any, Union
 
 from .errors import InputError, OutputError
 
+#: errno values that mean "no room left": a full disk, or a full quota.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 PathLike = Union[str, os.PathLike]  # noqa: UP007 - evaluated at run time (Python 3.9)
 
 
@@ -92,7 +95,39 @@ def check_outputs(outputs: Mapping[str, Paths], inputs: Mapping[str, Paths]) -> 
                         path=out,
                         fix=f"give the {what} and the {other} their own file names",
                     )
+            check_writable(out, what)
             seen.append((what, out))
+
+
+def check_writable(path: PathLike, what: str = "output") -> None:
+    """Raise :class:`OutputError` unless a file can be written at ``path``: not a folder, in an existing folder
+    where a file can really be created (a probe file is made and removed: permissions, read-only mounts, /proc,
+    a full disk)."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"the {what} is a folder, not a file", path=p,
+                          fix=f"give a file name, e.g. {p / ('output' + _suffix_for(what))}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.exists():
+        raise OutputError(f"the folder of the {what} does not exist", path=folder,
+                          fix=f"create it first (mkdir -p {folder}), or pick another folder")
+    if not folder.is_dir():
+        raise OutputError(f"the {what} is to go inside {folder}, which is a file, not a folder", path=p,
+                          fix="pick a path inside an existing folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".geofm-probe-", dir=folder)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise OutputError(f"the disk is full: not even an empty {what} can be created", path=p,
+                              fix=f"free space on the disk of {folder}, or write the {what} elsewhere") from err
+        raise OutputError(f"the {what} cannot be written in {folder} ({err.strerror or err})", path=p,
+                          fix="pick a folder you can write to (your home or project folder)") from err
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _suffix_for(what: str) -> str:
+    return ".geofm" if "package" in what else ".json" if "JSON" in what else ".tif"
 
 
 def train_outputs(output: PathLike) -> dict[str, Path]:

@@ -111,3 +111,38 @@ def test_check_align_to_refuses_the_labels_path(tmp_path, capsys):
     assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "32", "--align-to", str(lbl)]) == 1
     assert "aligned labels would overwrite the labels" in capsys.readouterr().err
     assert digest(lbl) == before
+
+
+# -- B. output paths checked before any work ------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["missing_folder", "folder", "proc", "under_a_file"])
+def test_train_checks_its_output_path_before_any_work(tmp_path, scene, case, capsys):
+    img, lbl = scene
+    out = {"missing_folder": tmp_path / "no" / "m.geofm", "folder": tmp_path / "dir.geofm",
+           "proc": Path("/proc/m.geofm"), "under_a_file": img / "m.geofm"}[case]
+    if case == "folder":
+        out.mkdir()
+    code = main(["train", "--image", str(img), "--labels", str(lbl), "--weights", "none", "--epochs", "1",
+                 "--tile", "32", "--out", str(out)])
+    err = capsys.readouterr()
+    assert code == 1 and "Training on" not in err.out
+    expected = {"missing_folder": "the folder of the model package does not exist",
+                "folder": "the model package is a folder, not a file",
+                "proc": "the model package cannot be written in /proc",
+                "under_a_file": "which is a file, not a folder"}[case]
+    assert expected in err.err and "Fix:" in err.err
+
+
+def test_evaluate_out_is_an_existing_folder(tmp_path, scene, package, capsys):
+    img, lbl = scene
+    code = main(["evaluate", "--model", str(package), "--image", str(img), "--labels", str(lbl), "--out", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "the metrics JSON is a folder, not a file" in err and "IsADirectoryError" not in err
+
+
+def test_predict_into_a_missing_folder_and_check_align_to_unwritable(tmp_path, scene, package, capsys):
+    img, lbl = scene
+    assert main(["predict", "--model", str(package), "--image", str(img), "--out", str(tmp_path / "x" / "p.tif")]) == 1
+    assert "folder of the class map does not exist" in capsys.readouterr().err
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--align-to", "/proc/aligned.tif"]) == 1
+    assert "aligned labels cannot be written in /proc" in capsys.readouterr().err
