@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -20,26 +21,98 @@ PathLike = Union[str, os.PathLike]  # noqa: UP007 - evaluated at run time (Pytho
 
 
 @contextlib.contextmanager
+def gdal_messages() -> Iterator[list[str]]:
+    """Collect the errors GDAL reports in this thread (instead of printing 'ERROR 1: …' on stderr) into the
+    yielded list, so that geofm can put them into its own message — or raise on them: GDAL reports a failed write
+    (a full disk, a lost network share) this way and carries on, leaving a damaged file."""
+    found: list[str] = []
+    try:
+        from osgeo import gdal
+    except ImportError:  # no GDAL Python bindings: GDAL keeps printing its messages
+        yield found
+        return
+
+    def handler(level: int, number: int, message: str) -> None:
+        if level >= gdal.CE_Failure:
+            found.append(str(message).strip())
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield found
+    finally:
+        gdal.PopErrorHandler()
+
+
+@contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; on success it replaces ``final``, on any error it is removed."""
+    """Yield a temporary path beside ``final``; on success it replaces ``final``, on any error it is removed.
+
+    Every error of the block is an error of the write: one that GDAL reported without raising raises
+    :class:`OutputError`, and a full disk (however the writer says so) becomes :class:`OutputError` 'the disk is
+    full … nothing was written'. Either way nothing is left at ``final`` (an older file there is kept).
+    """
     final = Path(final)
     folder = final.parent if str(final.parent) else Path(".")
     if not folder.is_dir():
         raise InputError("the output folder does not exist", path=folder, fix="create the folder or pick another")
     if not os.access(folder, os.W_OK):
         raise InputError("the output folder is not writable", path=folder, fix="pick a folder you can write to")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{final.suffix}.part", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f"{final.suffix}.part", dir=folder)
+    except OSError as err:
+        raise _write_error(err, final, folder) from err
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the final file gets the usual permissions
     try:
-        yield tmp
+        with gdal_messages() as gdal_errors:
+            yield tmp
+        if gdal_errors:
+            full = any("no space left" in m.lower() for m in gdal_errors)
+            raise OutputError(_FULL if full else "GDAL could not write the file: " + "; ".join(gdal_errors[:3])
+                              + ". Nothing was written", path=final, fix=_fix(folder, full))
         os.replace(tmp, final)
+    except (OSError, RuntimeError) as err:
+        raise _write_error(err, final, folder) from err
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_FULL = "the disk is full, so the file could not be written; nothing was written"
+
+
+def _fix(folder: Path, full: bool) -> str:
+    if full:
+        return f"free space on the disk of {folder.resolve()} (or write elsewhere), then run the command again"
+    return "check the disk and the folder, then run the command again"
+
+
+def _write_error(err: BaseException, final: Path, folder: Path) -> BaseException:
+    """``err`` (raised while writing ``final``) as the user should see it: a full disk said in plain words."""
+    if _disk_full(err, folder):
+        return OutputError(_FULL, path=final, fix=_fix(folder, True))
+    return err
+
+
+def _disk_full(err: BaseException | None, folder: Path) -> bool:
+    """Whether ``err`` (or an error it came from) means no room was left. torch.save says so only as
+    'unexpected pos …' or 'file write failed', so a writer's RuntimeError counts when the disk has under 1 MiB."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return True
+        if "no space left" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(err, RuntimeError):
+        try:
+            return shutil.disk_usage(folder).free < 1 << 20
+        except OSError:
+            return False
+    return False
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -146,3 +146,82 @@ def test_predict_into_a_missing_folder_and_check_align_to_unwritable(tmp_path, s
     assert "folder of the class map does not exist" in capsys.readouterr().err
     assert main(["check", "--image", str(img), "--labels", str(lbl), "--align-to", "/proc/aligned.tif"]) == 1
     assert "aligned labels cannot be written in /proc" in capsys.readouterr().err
+
+
+# -- C. a full disk never reports success ---------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs (needs root); skipped where it cannot be mounted."""
+    import subprocess
+
+    where = tmp_path / "small_disk"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(where)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def only_probe_free(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_write_json_on_a_full_disk_says_so_and_leaves_nothing(small_disk):
+    from geofm.core.errors import OutputError
+    from geofm.core.fileio import write_json
+
+    with pytest.raises(OutputError, match="the disk is full.*nothing was written") as err:
+        write_json(small_disk / "metrics.json", {"x": "y" * (1 << 20)})
+    assert "Fix: free space" in str(err.value)
+    assert only_probe_free(small_disk) == []
+
+
+def test_write_json_enospc_anywhere(tmp_path, monkeypatch):
+    import errno
+
+    from geofm.core.errors import OutputError
+    from geofm.core.fileio import write_json
+
+    def full(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    (tmp_path / "metrics.json").write_text("old")
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OutputError, match="the disk is full"):
+        write_json(tmp_path / "metrics.json", {"a": 1})
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert (tmp_path / "metrics.json").read_text() == "old"  # the older file is kept, not half-overwritten
+
+
+def test_save_package_and_checkpoint_on_a_full_disk(small_disk):
+    import torch
+
+    from geofm.core.checkpoint import Checkpoint, save_checkpoint
+    from geofm.core.config import TrainConfig
+    from geofm.core.errors import OutputError
+
+    with pytest.raises(OutputError, match="the disk is full"):
+        tiny_package(small_disk / "m.geofm")
+    model = build_model("resnet18", "simple", 4, 3, "none")
+    opt = torch.optim.AdamW(model.parameters())
+    with pytest.raises(OutputError, match="the disk is full"):
+        save_checkpoint(small_disk / "m.last.ckpt", model, opt, torch.amp.GradScaler("cuda", enabled=False),
+                        Checkpoint(1, 0.5, 1, 0), TrainConfig(images=["a.tif"], labels=["b.tif"]))
+    assert only_probe_free(small_disk) == []
+
+
+def test_check_align_to_a_full_disk_exits_1_and_leaves_nothing(tmp_path, small_disk, capsys):
+    rng = np.random.default_rng(0)
+    img = write_raster(tmp_path / "img.tif", np.ones((1, 2048, 2048), np.uint8))
+    lbl = write_raster(tmp_path / "lbl.tif", rng.integers(1, 9, (1024, 1024)).astype(np.uint8), res=20.0)
+    code = main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "32",
+                 "--align-to", str(small_disk / "aligned.tif")])
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    assert "the disk is full" in captured.err and "nothing was written" in captured.err
+    assert "Aligned labels written" not in captured.out
+    assert only_probe_free(small_disk) == []
