@@ -15,7 +15,9 @@ from .errors import LabelError
 from .raster import open_raster
 
 IGNORE = -1
-MAX_CLASSES = 1024
+#: More distinct values than this in a label raster means it is imagery or a continuous surface, not classes.
+MAX_CLASSES = 255
+SWAPPED = "did you swap image and labels?"
 # Tableau 10 then its paler partners: distinct hues that read well on a map.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -157,11 +159,43 @@ def check_whole_numbers(values: np.ndarray, path: str | os.PathLike | None = Non
         bad = values[values != np.round(values)]
         if bad.size:
             raise LabelError(
-                f"label values are not whole numbers (e.g. {_listing(np.unique(bad))}): this looks like continuous data "
-                "or labels resampled with bilinear/cubic interpolation",
+                f"label values are not whole numbers (e.g. {_listing(np.unique(bad))}): this looks like imagery or "
+                f"continuous data, or labels resampled with bilinear/cubic interpolation — {SWAPPED}",
                 path=path,
-                fix="use a class raster with whole-number values (resample labels with 'nearest neighbour' only)",
+                fix="give the image as the image and the class raster as the labels; a class raster has whole-number "
+                    "values (resample labels with 'nearest neighbour' only)",
             )
+
+
+def label_raster_problem(src: Any) -> str | None:
+    """Why an open raster cannot be a label raster (several bands, complex values), or None."""
+    if src.count > 1:
+        return (f"the label raster has {src.count} bands, but labels are one band of class values: it looks like "
+                f"an image — {SWAPPED}")
+    if np.dtype(src.dtypes[0]).kind == "c":
+        return f"the label raster holds complex numbers ({src.dtypes[0]}), not class values — {SWAPPED}"
+    return None
+
+
+def check_label_raster(src: Any) -> None:
+    """Raise :class:`LabelError` naming the file when the open raster ``src`` cannot be a label raster."""
+    problem = label_raster_problem(src)
+    if problem:
+        raise LabelError(problem, path=src.name,
+                         fix="give the image as the image and the single-band class raster as the labels")
+
+
+def check_several_classes(classes: ClassMap, where: str | os.PathLike | None = None) -> None:
+    """A model needs two classes at least: raise :class:`LabelError` naming the one class the labels hold."""
+    if classes.num_classes == 1:
+        c = classes.classes[0]
+        raise LabelError(
+            f"the labels hold a single class (value {c.value}, '{c.name}'): a model needs two classes at least "
+            "to learn anything",
+            path=where,
+            fix="label examples of the other classes too (e.g. background), list the ignored values you meant as "
+                "a class, or, for vector labels, add a background class",
+        )
 
 
 def _listing(values: np.ndarray, most: int = 10) -> str:
@@ -181,6 +215,7 @@ def classes_from_raster(
     value order), else 'class N'; colours from the file's colour table, else a palette.
     """
     with open_raster(path) as src:
+        check_label_raster(src)
         rows = max(1, max_pixels // src.width)
         nodata = src.nodata
         found: set[int] = set()
@@ -196,9 +231,11 @@ def classes_from_raster(
             found.update(np.unique(v).astype(np.int64).tolist())
             if len(found) > MAX_CLASSES:
                 raise LabelError(
-                    f"the label raster has more than {MAX_CLASSES} distinct values: it looks like continuous data",
+                    f"the label raster has more than {MAX_CLASSES} distinct values: it looks like imagery or "
+                    f"continuous data, not classes — {SWAPPED}",
                     path=path,
-                    fix="pick a class raster (land-cover classes as whole numbers), not an image or elevation model",
+                    fix="give the image as the image and the class raster (land-cover classes as whole numbers) as "
+                        "the labels, not an image or elevation model",
                 )
         if not found:
             raise LabelError(

@@ -19,6 +19,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
 
+from .classes import label_raster_problem
 from .errors import GeoFMWarning, GridError
 from .fileio import atomic_path
 from .raster import open_raster
@@ -129,6 +130,10 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
     problems: list[str] = []
     notes: list[str] = []
     fix = ""
+    swapped = label_raster_problem(lbl)
+    if swapped:
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [f"{lbl.name}: {swapped}"], [],
+                       "give the image as --image and the single-band class raster as --labels")
     if img.crs is None or lbl.crs is None:
         missing = img.name if img.crs is None else lbl.name
         return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [f"{Path(missing).name} has no CRS."], [],

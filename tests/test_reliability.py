@@ -225,3 +225,39 @@ def test_check_align_to_a_full_disk_exits_1_and_leaves_nothing(tmp_path, small_d
     assert "the disk is full" in captured.err and "nothing was written" in captured.err
     assert "Aligned labels written" not in captured.out
     assert only_probe_free(small_disk) == []
+
+
+# -- D. swapped image and labels, a single class ----------------------------------------------------------------------
+def train_args(img, lbl, out, *extra):
+    return ["train", "--image", str(img), "--labels", str(lbl), "--weights", "none", "--epochs", "1", "--tile", "32",
+            "--out", str(out), *extra]
+
+
+def test_swapped_image_and_labels_are_named_as_such(tmp_path, scene, capsys):
+    img, lbl = scene
+    assert main(train_args(lbl, img, tmp_path / "m.geofm")) == 1
+    err = capsys.readouterr().err
+    assert "did you swap image and labels?" in err and f"{img}: the label raster has 4 bands" in err
+    assert main(["check", "--image", str(lbl), "--labels", str(img)]) == 2
+    assert "did you swap image and labels?" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["float", "many_values"])
+def test_labels_that_look_like_imagery_are_refused(tmp_path, scene, kind, capsys):
+    img, _ = scene
+    rng = np.random.default_rng(1)
+    values = (rng.normal(100, 20, (64, 64)).astype(np.float32) if kind == "float"
+              else rng.integers(0, 4000, (64, 64)).astype(np.uint16))
+    lbl = write_raster(tmp_path / f"{kind}.tif", values)
+    assert main(train_args(img, lbl, tmp_path / "m.geofm")) == 1
+    err = capsys.readouterr().err
+    assert "did you swap image and labels?" in err and str(lbl) in err
+
+
+def test_single_class_labels_are_refused_naming_the_class(tmp_path, scene, capsys):
+    img, _ = scene
+    lbl = write_raster(tmp_path / "one.tif", np.full((64, 64), 7, np.uint8))
+    assert main(train_args(img, lbl, tmp_path / "m.geofm")) == 1
+    err = capsys.readouterr().err
+    assert "single class (value 7, 'class 7')" in err and str(lbl) in err
+    assert not (tmp_path / "m.geofm").exists()
