@@ -185,17 +185,29 @@ def check_label_raster(src: Any) -> None:
                          fix="give the image as the image and the single-band class raster as the labels")
 
 
-def check_several_classes(classes: ClassMap, where: str | os.PathLike | None = None) -> None:
-    """A model needs two classes at least: raise :class:`LabelError` naming the one class the labels hold."""
+def check_several_classes(classes: ClassMap, counts: Sequence[int], where: str | os.PathLike | None = None) -> None:
+    """A model needs two classes at least: raise :class:`LabelError` naming the one class that has labelled
+    pixels (``counts`` per class, in class order), whatever the class list says."""
+    present = [c for c, n in zip(classes.classes, counts) if n > 0]
+    if len(present) != 1:
+        return
+    c = present[0]
     if classes.num_classes == 1:
-        c = classes.classes[0]
         raise LabelError(
             f"the labels hold a single class (value {c.value}, '{c.name}'): a model needs two classes at least "
             "to learn anything",
             path=where,
-            fix="label examples of the other classes too (e.g. background), list the ignored values you meant as "
-                "a class, or, for vector labels, add a background class",
+            fix="label examples of the other classes too (e.g. background), check the ignore values, or, for "
+                "vector labels, add a background class (--background)",
         )
+    others = ", ".join(f"{o.value} '{o.name}'" for o in classes.classes if o is not c)
+    raise LabelError(
+        f"the training tiles hold a single class (value {c.value}, '{c.name}'); the other classes ({others}) have "
+        "no labelled pixel in them",
+        path=where,
+        fix="label the other classes inside the image too; if they are labelled only in a small area, lower "
+            "--val-share so that area is not all held out for validation",
+    )
 
 
 def _listing(values: np.ndarray, most: int = 10) -> str:

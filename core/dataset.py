@@ -16,7 +16,7 @@ from rasterio.env import get_gdal_config, set_gdal_config
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
-from .classes import ClassMap, check_several_classes, classes_from_raster
+from .classes import ClassMap, classes_from_raster
 from .errors import DataError, InputError, LabelError
 from .labels import LabelSource, RasterLabels, VectorLabels, classes_from_values, read_vector_labels
 from .normalise import BandStats, normalise
@@ -94,7 +94,6 @@ def build_scenes(
         if class_map is None:
             merged = {c.value: c for cm in reversed(found) for c in cm.classes}
             class_map = ClassMap(merged[v] for v in sorted(merged))
-            check_several_classes(class_map, pairs[0][1] if len(pairs) == 1 else None)
         for (_, lbl), cm in zip(pairs, found):
             class_map.encode(np.asarray(cm.values), path=lbl)
         for img, lbl in pairs:
@@ -107,7 +106,6 @@ def build_scenes(
             shapes.append(read_vector_labels(lbl, field, src.crs))
     if class_map is None:
         class_map = classes_from_values((v for s in shapes for _, v in s), background=background)
-        check_several_classes(class_map, pairs[0][1] if len(pairs) == 1 else None)
     for (img, _), s in zip(pairs, shapes):
         factory = partial(VectorLabels, s, class_map=class_map, background=background)
         scenes.append(Scene(os.fspath(img), factory, Path(img).stem))

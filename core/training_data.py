@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from rasterio.windows import Window
 
-from .classes import ClassMap
+from .classes import ClassMap, check_several_classes
 from .config import TrainConfig, is_vector
 from .dataset import Item, Scene, SegmentationDataset, build_scenes, index_tiles, pair_folders, split_tiles
 from .errors import ConfigError
@@ -52,6 +53,7 @@ def prepare_training_data(config: TrainConfig) -> TrainingData:
     train, val, split_summary = split_tiles(items, config.effective_split_block, config.val_fraction, config.seed)
     counts = np.zeros(classes.num_classes, dtype=np.int64)
     stats = compute_stats(_samples(scenes, train, counts))
+    check_several_classes(classes, counts, pairs[0][1] if len(pairs) == 1 else None)
     weights = _inverse_frequency(counts)
     mode = config.normalisation
     per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
@@ -110,21 +112,47 @@ def _image_facts(images: Sequence[str]) -> tuple[int, list[str] | None, tuple[fl
 
 def _samples(scenes: Sequence[Scene], items: Sequence[Item], counts: np.ndarray
              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Raw (data, valid) of every training tile, for the statistics; counts label pixels per class on the way."""
+    """Raw (data, valid) of every training tile, for the statistics; counts label pixels per class on the way,
+    each pixel once however many overlapping tiles hold it."""
     handles: dict[int, tuple] = {}
+    covers: dict[int, _Cover] = {}
     try:
         for i, window in items:
             if i not in handles:
-                handles[i] = scenes[i].open()
+                handles[i], covers[i] = scenes[i].open(), _Cover()
             src, labels = handles[i]
             data, valid = read_window(src, window)
-            y = labels.read(window)[valid]
+            y = labels.read(window)[valid & covers[i].new_pixels(window)]
             counts += np.bincount(y[y >= 0], minlength=len(counts))
             yield data, valid
     finally:
         for src, labels in handles.values():
             labels.close()
             src.close()
+
+
+class _Cover:
+    """The windows of one scene seen so far, so a pixel shared by overlapping tiles is counted once."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+        self.size = 0
+
+    def new_pixels(self, window: Window) -> np.ndarray:
+        """True [h,w] where ``window`` holds a pixel no earlier window held; remembers ``window``."""
+        c0, r0, w, h = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+        self.size = self.size or max(w, h)
+        new = np.ones((h, w), dtype=bool)
+        cx, cy = c0 // self.size, r0 // self.size
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for oc, orow, ow, oh in self.cells.get((cx + dx, cy + dy), ()):
+                    a, b = max(c0, oc), min(c0 + w, oc + ow)
+                    t, u = max(r0, orow), min(r0 + h, orow + oh)
+                    if a < b and t < u:
+                        new[t - r0 : u - r0, a - c0 : b - c0] = False
+        self.cells.setdefault((cx, cy), []).append((c0, r0, w, h))
+        return new
 
 
 def _inverse_frequency(counts: np.ndarray) -> torch.Tensor:

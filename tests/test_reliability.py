@@ -257,7 +257,21 @@ def test_labels_that_look_like_imagery_are_refused(tmp_path, scene, kind, capsys
 def test_single_class_labels_are_refused_naming_the_class(tmp_path, scene, capsys):
     img, _ = scene
     lbl = write_raster(tmp_path / "one.tif", np.full((64, 64), 7, np.uint8))
-    assert main(train_args(img, lbl, tmp_path / "m.geofm")) == 1
+    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--val-share", "0")) == 1
     err = capsys.readouterr().err
     assert "single class (value 7, 'class 7')" in err and str(lbl) in err
     assert not (tmp_path / "m.geofm").exists()
+
+
+def test_training_pixels_per_class_count_each_pixel_once(tmp_path):
+    from geofm.core.config import TrainConfig
+    from geofm.core.training_data import prepare_training_data
+
+    labels = np.ones((128, 128), np.uint8)
+    labels[:, 64:] = 2
+    img = write_raster(tmp_path / "img.tif", np.random.default_rng(0).normal(size=(2, 128, 128)).astype(np.float32))
+    lbl = write_raster(tmp_path / "lbl.tif", labels)
+    cfg = TrainConfig(images=[str(img)], labels=[str(lbl)], tile_size=32, overlap=75, val_fraction=0,
+                      weights="none", output=str(tmp_path / "m.geofm"))
+    data = prepare_training_data(cfg)
+    assert "Training pixels per class: class 1 8,192, class 2 8,192" in data.summary
