@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -144,13 +145,71 @@ class ClassMap:
         return [asdict(c) for c in self.classes]
 
     @classmethod
-    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> ClassMap:
-        """Inverse of :meth:`to_list`; a missing name or colour gets a default."""
-        classes = []
-        for i, item in enumerate(items):
-            value = int(item["value"])
-            classes.append(ClassInfo(value, str(item.get("name") or f"class {value}"), item.get("colour") or default_colour(i)))
-        return cls(classes)
+    def from_list(cls, items: Iterable[Mapping[str, Any]], source: str | os.PathLike | None = None) -> ClassMap:
+        """Inverse of :meth:`to_list`; a missing name or colour gets a default. Each class is checked (see
+        :func:`check_class_list`); colours given as CSS names or #rgb are stored as '#rrggbb'."""
+        return cls(ClassInfo(**c) for c in check_class_list(items, source))
+
+
+CLASS_EXAMPLE = '[{"value": 1, "name": "water", "colour": "#1f78b4"}, {"value": 2, "name": "forest", "colour": "green"}]'
+_CLASS_KEYS = ("value", "name", "colour")
+
+
+def check_class_list(items: Any, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """A class list as a user or a file gives it, checked and completed: ``[{value, name, colour}]`` with
+    ``value`` a whole number, ``name`` text (default 'class N') and ``colour`` '#rrggbb' (from '#rrggbb', '#rgb' or
+    a CSS colour name; default from the palette). :class:`LabelError` names the class and what is wrong."""
+    def wrong(problem: str) -> LabelError:
+        return LabelError(problem, path=source, fix=f"write the classes as a JSON list such as {CLASS_EXAMPLE} "
+                                                    "(only value is required)")
+
+    if isinstance(items, Mapping) or isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise wrong(f"the classes must be a list of classes, not {type(items).__name__} {str(items)[:60]}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise wrong(f"class {i + 1} must be an object with a value, name and colour, not {str(item)[:60]}")
+        item = dict(item)
+        if "color" in item and "colour" not in item:
+            item["colour"] = item.pop("color")
+        unknown = sorted(set(item) - set(_CLASS_KEYS))
+        if unknown:
+            raise wrong(f"class {i + 1} has unknown key(s) {', '.join(unknown)}; a class has {', '.join(_CLASS_KEYS)}")
+        value = item.get("value")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if "value" not in item:
+            raise wrong(f"class {i + 1} ({item.get('name', 'no name')!s}) has no value: the label value it stands for")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong(f"class {i + 1} has value {value!r}; a class value is a whole number (the label value)")
+        name = item.get("name")
+        if name is not None and not isinstance(name, str):
+            raise wrong(f"class {value} has name {name!r}; a name is text")
+        colour = item.get("colour")
+        out.append({"value": value, "name": name or f"class {value}",
+                    "colour": default_colour(i) if colour in (None, "") else to_hex_colour(colour, value, source)})
+    return out
+
+
+def to_hex_colour(colour: Any, value: Any = None, source: str | os.PathLike | None = None) -> str:
+    """'#rrggbb' for a colour given as '#rrggbb', '#rgb' or a CSS colour name ('red', 'darkgreen');
+    :class:`LabelError` naming the class otherwise."""
+    text = colour.strip() if isinstance(colour, str) else None
+    if text and re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        return text.lower()
+    if text and re.fullmatch(r"#[0-9a-fA-F]{3}", text):
+        return "#" + "".join(ch * 2 for ch in text[1:].lower())
+    if text:
+        try:
+            from matplotlib.colors import to_hex
+
+            if not text.startswith("#") and not re.fullmatch(r"[\d.]+", text):
+                return to_hex(text.lower(), keep_alpha=False)
+        except (ImportError, ValueError):
+            pass
+    which = f"class {value}" if value is not None else "a class"
+    raise LabelError(f"{which} has colour {colour!r}, which is not a colour",
+                     path=source, fix="give colours as '#rrggbb' (e.g. '#1f78b4') or a CSS colour name (e.g. 'red')")
 
 
 def check_whole_numbers(values: np.ndarray, path: str | os.PathLike | None = None) -> None:

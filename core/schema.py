@@ -207,7 +207,9 @@ def _classes(s: Setting, v: Any) -> list[dict[str, Any]]:
     example = '[{"value": 1, "name": "water", "colour": "#1f78b4"}]'
     if not isinstance(v, list) or not all(isinstance(c, dict) for c in v):
         raise _Wrong("a list of classes", example)
-    return v  # ClassMap.from_list checks each class's fields when the run starts
+    from .classes import check_class_list  # here: classes imports rasterio, which the schema does not need
+
+    return check_class_list(v, s.label)  # each class's value, name and colour, now rather than when the run starts
 
 
 def _bbox(s: Setting, v: Any) -> tuple[float, ...]:

@@ -275,3 +275,62 @@ def test_training_pixels_per_class_count_each_pixel_once(tmp_path):
                       weights="none", output=str(tmp_path / "m.geofm"))
     data = prepare_training_data(cfg)
     assert "Training pixels per class: class 1 8,192, class 2 8,192" in data.summary
+
+
+# -- F. classes checked where they are given, packages checked when loaded ----------------------------------------
+@pytest.mark.parametrize("given, expected", [
+    ('[{"name": "a"}]', "class 1 (a) has no value"),
+    ('{"value": 1}', "must be a list of classes"),
+    ('[{"value": "x"}]', "class 1 has value 'x'; a class value is a whole number"),
+    ('[{"value": 10, "colour": "nocolour"}, {"value": 20}]', "class 10 has colour 'nocolour', which is not a colour"),
+    ('[{"value": 10, "colour": "#12345"}, {"value": 20}]', "class 10 has colour '#12345'"),
+    ('[{"value": 10, "colur": "red"}]', "unknown key(s) colur"),
+])
+def test_bad_classes_are_refused_before_any_work(tmp_path, scene, given, expected, capsys):
+    img, lbl = scene
+    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--classes", given)) == 1
+    err = capsys.readouterr()
+    assert expected in err.err and "Traceback" not in err.err and "Training on" not in err.out
+
+
+def test_colour_names_are_stored_as_hex(tmp_path):
+    from geofm.core.config import TrainConfig
+    from geofm.core.package import load_package
+
+    cfg = TrainConfig.from_dict({"classes": [{"value": 10, "colour": "red"}, {"value": 20, "color": "#0F0"}]})
+    assert [c["colour"] for c in cfg.classes] == ["#ff0000", "#00ff00"]
+    assert ClassMap.from_list([{"value": 1, "colour": "DarkGreen"}]).colours == ["#006400"]
+    pkg = tiny_package(tmp_path / "m.geofm", classes=[{"value": 10, "name": "a", "colour": "red"},
+                                                       {"value": 20, "name": "b", "colour": "#00ff00"},
+                                                       {"value": 30, "name": "c", "colour": "blue"}])
+    assert load_package(pkg).classes.colours == ["#ff0000", "#00ff00", "#0000ff"]
+
+
+def edited_package(src: Path, dst: Path, edit) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "metadata.json":
+                meta = json.loads(data)
+                edit(meta)
+                data = json.dumps(meta).encode()
+            zout.writestr(name, data)
+    return dst
+
+
+@pytest.mark.parametrize("field, expected", [
+    ("tile_size", "tile size 0"),
+    ("resolution", "resolution [0, 0]"),
+    ("colour", "class 10 has colour 'nocolour'"),
+    ("std", "band(s) [2] have standard deviation 0"),
+])
+def test_damaged_package_metadata_is_refused_naming_the_package(tmp_path, package, field, expected, capsys):
+    edits = {"tile_size": lambda m: m.update(tile_size=0), "resolution": lambda m: m.update(resolution=[0, 0]),
+             "colour": lambda m: m["classes"][0].update(colour="nocolour"),
+             "std": lambda m: m["normalisation"]["stats"]["std"].__setitem__(1, 0)}
+    bad = edited_package(package, tmp_path / "bad.geofm", edits[field])
+    assert main(["info", "--model", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: the package's metadata is unusable: {expected}" in err and "Fix:" in err
