@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -43,6 +44,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- commands --------------------------------------------------------------------------------------------------------
+def _gdal_said(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command with GDAL's error lines collected rather than printed raw ('ERROR 1: …'): added to geofm's
+    message when the command fails (unless it says them already), printed as warnings when it succeeds."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from .fileio import gdal_messages
+
+        with gdal_messages() as said:
+            try:
+                code = handler(args)
+            except GeoFMError as err:
+                extra = [m for m in dict.fromkeys(said) if m not in str(err)]
+                if extra:
+                    err.args = (f"{err}\nGDAL said: {'; '.join(extra[:3])}",)
+                raise
+        for message in list(dict.fromkeys(said))[:5]:
+            print(f"Warning: GDAL: {message}", file=sys.stderr)
+        return code
+    return run
+
+
+@_gdal_said
 def _check(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .grid import ALIGN_LABELS, UNUSABLE, check_grid, write_aligned_labels
@@ -63,6 +86,7 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_UNUSABLE if report.verdict in (UNUSABLE, ALIGN_LABELS) else 0
 
 
+@_gdal_said
 def _train(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
     from .fileio import check_train_outputs
@@ -74,13 +98,19 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_gdal_said
 def _evaluate(args: argparse.Namespace) -> int:
+    from .config import is_vector
+    from .errors import ConfigError
     from .evaluate import evaluate
     from .fileio import check_outputs
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     out = args.out or None
     check_outputs({"metrics JSON": out}, {"model package": args.model, "image": args.image, "labels": args.labels})
+    if is_vector(args.labels) and not args.label_field:
+        raise ConfigError("vector labels need the name of their class field", path=args.labels,
+                          fix="pass --label-field with the attribute that holds each feature's class")
     result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels),
                     quiet=args.json)
     metrics = result.summary if result else {}
@@ -91,6 +121,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_gdal_said
 def _info(args: argparse.Namespace) -> int:
     from .package import load_package
 
@@ -110,6 +141,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+@_gdal_said
 def _predict(args: argparse.Namespace) -> int:
     from .fileio import check_outputs
     from .predict import confidence_path, predict

@@ -108,6 +108,11 @@ def save_package(path: str | os.PathLike, model: nn.Module, metadata: dict[str, 
 def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelPackage:
     """Read a package written by :func:`save_package`; PackageError for anything unreadable, unsafe or unknown."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.geofm"))
+        hint = f", e.g. {found[0]}" if found else " (.geofm)"
+        raise PackageError("this is a folder, not a model package", path=path,
+                           fix=f"give the model package file inside it{hint}")
     if not path.is_file():
         raise PackageError("the model package does not exist", path=path, fix="check the path, or train a model first")
     metadata, raw = _read_members(path)
@@ -117,7 +122,8 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise PackageError(
-            f"refused to load the weights: they hold objects other than tensors, which could run code ({err})",
+            f"refused to load the weights: they hold objects other than tensors, which could run code "
+            f"({refused_pickle_reason(err)})",
             path=path,
             fix="only open packages written by geofm from a source you trust; re-export the model with geofm",
         ) from err
@@ -147,6 +153,20 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             fix=_REEXPORT,
         ) from err
     return package
+
+
+def refused_pickle_reason(err: BaseException) -> str:
+    """What a weights-only ``torch.load`` refused, without torch's advice to retry with ``weights_only=False`` (which
+    would run the file's code) or to allow-list globals: 'unsupported GLOBAL posix.system …'."""
+    keep = []
+    for part in re.split(r"(?<=[.!?])\s+|\n+", str(err)):
+        part = part.strip()
+        low = part.lower()
+        if not part or any(w in low for w in ("weights_only", "weights only", "trusted source", "add_safe_globals",
+                                              "safe_globals", "documentation", "arbitrary code", "pytorch 2.6")):
+            continue
+        keep.append(part.replace("WeightsUnpickler error: ", ""))
+    return " ".join(keep) or "objects that are not tensors"
 
 
 def check_bands(package: ModelPackage, raster_band_count: int, path: str | os.PathLike) -> None:

@@ -10,7 +10,9 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from .config import VECTOR_SUFFIXES
 from .errors import InputError
+from .fileio import gdal_messages
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
@@ -25,6 +27,13 @@ def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
     try:
         src = rasterio.open(p)
     except RasterioIOError as err:
+        if p.suffix.lower() in VECTOR_SUFFIXES:
+            raise InputError(
+                "this is a vector file (features), not a raster",
+                path=p,
+                fix="to use it as labels, pass the attribute that holds each feature's class (--label-field); "
+                    "otherwise pick a raster file",
+            ) from err
         raise InputError(
             f"this is not a raster GDAL can read ({err})",
             path=p,
@@ -34,7 +43,8 @@ def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
         src.close()
         raise InputError("the raster has no bands", path=p, fix="pick a raster with at least one band")
     try:  # a truncated file opens, then fails on its last block: find out now, not mid-training
-        src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
+        with gdal_messages():  # GDAL's own lines would repeat what the message below says
+            src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
     except RasterioIOError as err:
         src.close()
         raise InputError(f"the file is damaged or truncated ({err})", path=p,
@@ -64,7 +74,8 @@ def read_window(
     With ``boundless`` pixels outside the raster come back invalid.
     """
     try:
-        raw = src.read(window=window, boundless=boundless, masked=False)
+        with gdal_messages():  # said again in the InputError below, not printed beside it
+            raw = src.read(window=window, boundless=boundless, masked=False)
     except RasterioIOError as err:
         raise InputError(
             f"reading pixels failed ({err})", path=src.name, fix="the file may be damaged: export it again"

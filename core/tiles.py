@@ -92,6 +92,17 @@ def spatial_split(windows: Iterable[Window], block: int, val_fraction: float, se
             f"split block size {block} px is smaller than the tile size",
             fix="use a block size of several tiles (4 × tile size is a good start)",
         )
+    train, val, dropped, n_blocks, n_val = _assign(windows, block, val_fraction, seed)
+    if val_fraction > 0 and (not val or not train):
+        raise ConfigError(
+            f"a spatial split with blocks of {block} px leaves {len(train)} training and {len(val)} validation tiles",
+            fix=_split_fix(windows, block, val_fraction, seed),
+        )
+    return SplitResult(train, val, dropped, n_blocks - n_val, n_val, block, seed)
+
+
+def _assign(windows: list[Window], block: int, val_fraction: float, seed: int
+            ) -> tuple[list[Window], list[Window], list[Window], int, int]:
     touched = [_blocks(w, block) for w in windows]
     blocks = sorted(set().union(*touched))
     n_val = 0
@@ -103,12 +114,23 @@ def spatial_split(windows: Iterable[Window], block: int, val_fraction: float, se
     for w, bs in zip(windows, touched):
         n_in_val = len(bs & val_blocks)
         (val if n_in_val == len(bs) else train if n_in_val == 0 else dropped).append(w)
-    if val_fraction > 0 and (not val or not train):
-        raise ConfigError(
-            f"a spatial split with blocks of {block} px leaves {len(train)} training and {len(val)} validation tiles",
-            fix="use a smaller block size, or more / larger rasters",
-        )
-    return SplitResult(train, val, dropped, len(blocks) - n_val, n_val, block, seed)
+    return train, val, dropped, len(blocks), n_val
+
+
+def _split_fix(windows: list[Window], block: int, val_fraction: float, seed: int) -> str:
+    """The settings that would work: the largest smaller --split-block (multiples of the tile size), else none."""
+    tile = max(int(w.width) for w in windows) if windows else block
+    for smaller in range(block - block % tile - (tile if block % tile == 0 else 0), tile - 1, -tile):
+        if smaller < tile:
+            break
+        train, val, _, _, _ = _assign(windows, smaller, val_fraction, seed)
+        if train and val:
+            return (f"use smaller split blocks: --split-block {smaller} (with --val-share {val_fraction:g}, it leaves "
+                    f"{len(train)} training and {len(val)} validation tiles); or --val-share 0 to train without "
+                    "validation (the model with the lowest training loss is kept); or label a larger area")
+    return (f"the labelled area is too small to hold out validation blocks even with --split-block {tile} (the tile "
+            "size): train without validation (--val-share 0; the model with the lowest training loss is kept), use "
+            "a smaller tile (--tile), or label a larger area")
 
 
 def labelled_windows(windows: Iterable[Window], read_labels: Callable[[Window], np.ndarray]) -> list[Window]:

@@ -334,3 +334,111 @@ def test_damaged_package_metadata_is_refused_naming_the_package(tmp_path, packag
     assert main(["info", "--model", str(bad)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}: the package's metadata is unusable: {expected}" in err and "Fix:" in err
+
+
+# -- G. messages that say what is wrong, about the right file --------------------------------------------------------
+def test_labels_in_degrees_against_a_projected_image_speak_of_reprojection(tmp_path, scene, capsys):
+    from rasterio.warp import transform
+
+    img, _ = scene
+    (lon,), (lat,) = transform("EPSG:32633", "EPSG:4326", [500_000.0], [6_000_000.0])
+    lbl = write_raster(tmp_path / "lbl4326.tif", np.ones((64, 64), np.uint8), crs="EPSG:4326", origin=(lon, lat),
+                       res=0.0001)
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "32"]) == 2
+    out = capsys.readouterr().out
+    assert "EPSG:4326 (in degrees)" in out and "reprojected onto the image's grid" in out
+    assert "0.0001 × 0.0001 degrees" in out and "unknown" not in out and " m (" not in out
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "32", "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["offset_m"] is None and report["offset_px"] is None
+
+
+def test_image_problems_are_reported_under_the_image(tmp_path, scene, capsys):
+    import rasterio
+
+    _, lbl = scene
+    small = write_raster(tmp_path / "small.tif", np.ones((4, 40, 40), np.float32))
+    assert main(train_args(small, lbl, tmp_path / "m.geofm", "--tile", "64")) == 1
+    assert f"Error: {small}: The image (40 × 40 pixels) is smaller than one tile" in capsys.readouterr().err
+    png = tmp_path / "nocrs.png"
+    with rasterio.open(png, "w", driver="PNG", width=64, height=64, count=3, dtype="uint8") as dst:
+        dst.write(np.ones((3, 64, 64), np.uint8))
+    assert main(train_args(png, lbl, tmp_path / "m.geofm")) == 1
+    assert f"Error: {png}: The image nocrs.png has no CRS" in capsys.readouterr().err
+
+
+def test_a_failed_spatial_split_names_the_settings_that_work(tmp_path, scene, capsys):
+    img, lbl = scene
+    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--overlap", "0")) == 1
+    err = capsys.readouterr().err
+    assert "--split-block 32 (with --val-share 0.2, it leaves 3 training and 1 validation tiles)" in err
+    assert "--val-share 0" in err
+
+
+def test_a_refused_pickle_never_suggests_weights_only_false(tmp_path, package, capsys):
+    import io
+    import zipfile
+
+    import torch
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    buffer = io.BytesIO()
+    torch.save({"w": Evil()}, buffer)
+    bad = tmp_path / "evil.geofm"
+    with zipfile.ZipFile(package) as zin, zipfile.ZipFile(bad, "w") as zout:
+        zout.writestr("metadata.json", zin.read("metadata.json"))
+        zout.writestr("weights.pt", buffer.getvalue())
+    assert main(["info", "--model", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "refused to load the weights" in err and "posix.system" in err
+    assert "weights_only" not in err and "False" not in err and "trusted source" not in err
+
+
+def test_vector_labels_without_a_field_and_without_a_crs(tmp_path, scene, package, capsys):
+    from osgeo import ogr
+
+    from rasters import write_polygons
+
+    img, _ = scene
+    ring = [(500_000, 5_999_400), (500_300, 5_999_400), (500_300, 5_999_700), (500_000, 5_999_700)]
+    gpkg = write_polygons(tmp_path / "poly.gpkg", [(ring, {"cls": 10})])
+    assert main(["evaluate", "--model", str(package), "--image", str(img), "--labels", str(gpkg)]) == 1
+    err = capsys.readouterr().err
+    assert "vector labels need the name of their class field" in err and "--label-field" in err
+    assert "truncated" not in err
+    nocrs = tmp_path / "nocrs.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(nocrs))
+    layer = ds.CreateLayer("labels", None, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("cls", ogr.OFTInteger))
+    feature = ogr.Feature(layer.GetLayerDefn())
+    feature.SetGeometry(ogr.CreateGeometryFromWkt("POLYGON((" + ",".join(f"{x} {y}" for x, y in [*ring, ring[0]])
+                                                  + "))"))
+    feature.SetField("cls", 10)
+    layer.CreateFeature(feature)
+    ds = None
+    assert main(train_args(img, nocrs, tmp_path / "m.geofm", "--label-field", "cls")) == 1
+    err = capsys.readouterr().err
+    assert f"{nocrs}: the layer has no CRS" in err and "PROJ" not in err and "reprojected" not in err
+
+
+def test_info_on_a_folder_says_it_is_a_folder(package, capsys):
+    assert main(["info", "--model", str(package.parent)]) == 1
+    err = capsys.readouterr().err
+    assert "this is a folder, not a model package" in err and f"e.g. {package}" in err
+
+
+def test_gdal_error_lines_are_not_printed_raw(tmp_path, scene):
+    import subprocess
+    import sys
+
+    img, lbl = scene
+    truncated = tmp_path / "truncated.tif"
+    truncated.write_bytes(img.read_bytes()[:9000])
+    run = subprocess.run([sys.executable, "-m", "geofm.core.cli", "check", "--image", str(truncated), "--labels",
+                          str(lbl)], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "ERROR 1" not in run.stderr
+    assert f"{truncated}: the file is damaged or truncated" in run.stderr

@@ -63,7 +63,7 @@ def test_split_blocks_smaller_than_a_tile_or_too_few_are_refused():
     windows = tile_windows(256, 256, 64)
     with pytest.raises(ConfigError, match="smaller than the tile size"):
         spatial_split(windows, 32, 0.2, 0)
-    with pytest.raises(ConfigError, match="smaller block size"):
+    with pytest.raises(ConfigError, match="smaller split blocks: --split-block 192"):
         spatial_split(windows, 512, 0.2, 0)
 
 
