@@ -13,6 +13,7 @@ from rasterio.windows import Window
 from .config import VECTOR_SUFFIXES
 from .errors import InputError
 from .fileio import gdal_messages
+from .normalise import EXTREME
 
 
 def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
@@ -42,6 +43,16 @@ def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
     if src.count == 0:
         src.close()
         raise InputError("the raster has no bands", path=p, fix="pick a raster with at least one band")
+    complex_types = sorted({d for d in src.dtypes if np.dtype(d).kind == "c"})
+    if complex_types:
+        src.close()
+        raise InputError(
+            f"the raster holds complex numbers ({', '.join(complex_types)}, e.g. SAR single-look complex data); "
+            "geofm reads real values only",
+            path=p,
+            fix="convert it to real bands first, e.g. amplitude or intensity (QGIS Raster Calculator, or "
+                "gdal_translate with a VRT pixel function such as 'mod'), and use that raster",
+        )
     try:  # a truncated file opens, then fails on its last block: find out now, not mid-training
         with gdal_messages():  # GDAL's own lines would repeat what the message below says
             src.read(window=Window(src.width - 1, src.height - 1, 1, 1))
@@ -58,8 +69,12 @@ def band_nodata(src: rasterio.io.DatasetReader) -> list[float | None]:
 
 
 def valid_mask(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
-    """True where no band is nodata, NaN or infinite. ``data`` is [C,h,w]."""
+    """True where no band is nodata, NaN, infinite or of magnitude :data:`normalise.EXTREME` or more (an unmasked
+    fill value such as 3.4e38, which would flatten the band once normalised). ``data`` is [C,h,w]."""
     valid = np.isfinite(data).all(axis=0)
+    if data.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            valid &= (np.abs(data) < EXTREME).all(axis=0)
     for band, nd in enumerate(nodata):
         if nd is not None and not np.isnan(nd):
             valid &= data[band] != nd

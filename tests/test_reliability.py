@@ -442,3 +442,32 @@ def test_gdal_error_lines_are_not_printed_raw(tmp_path, scene):
     assert run.returncode == 1
     assert "ERROR 1" not in run.stderr
     assert f"{truncated}: the file is damaged or truncated" in run.stderr
+
+
+# -- E. extreme values and complex data ---------------------------------------------------------------------------------
+def test_an_unmasked_block_of_3e38_is_nodata_with_a_warning_naming_the_band(tmp_path):
+    from rasterio.windows import Window
+
+    from geofm.core.errors import GeoFMWarning
+    from geofm.core.normalise import compute_stats, normalise
+    from geofm.core.raster import open_raster, read_window
+
+    data = np.random.default_rng(0).normal(100, 10, (3, 64, 64)).astype(np.float32)
+    data[1, :16, :16] = 3.4028235e38  # a fill value, with no nodata tag
+    img = write_raster(tmp_path / "img.tif", data)
+    with open_raster(img) as src:
+        sample = read_window(src, Window(0, 0, 64, 64))
+    with pytest.warns(GeoFMWarning, match=r"band 2 has 256 pixel\(s\) of magnitude 1e\+30 or more"):
+        stats = compute_stats([sample])
+    assert all(abs(m - 100) < 2 for m in stats.mean) and all(5 < s < 15 for s in stats.std)
+    x = normalise(*sample, stats)
+    assert not sample[1][:16, :16].any()  # treated as nodata: neither trained on nor predicted
+    assert 0.8 < x[1][sample[1]].std() < 1.2  # the band keeps its contrast
+
+
+def test_complex_rasters_are_refused_in_plain_words(tmp_path, scene, capsys):
+    _, lbl = scene
+    img = write_raster(tmp_path / "slc.tif", (np.ones((2, 64, 64)) + 1j).astype(np.complex64))
+    assert main(["check", "--image", str(img), "--labels", str(lbl)]) == 1
+    err = capsys.readouterr().err
+    assert f"{img}: the raster holds complex numbers (complex64" in err and "amplitude" in err
