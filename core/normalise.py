@@ -71,15 +71,12 @@ def compute_stats(
     memory does not grow with the number of samples. ``percentiles`` (e.g. (2, 98)) adds ``low``/``high`` per band
     from a 4096-bin histogram. A constant band gets std 1 and a :class:`GeoFMWarning`.
     """
-    n = mean = m2 = extreme = None
+    n = mean = m2 = None
     hists: list[_Histogram | None] = []
     for data, valid in samples:
         if n is None:
             c = data.shape[0]
             n, mean, m2, hists = np.zeros(c), np.zeros(c), np.zeros(c), [None] * c
-            extreme = np.zeros(c, dtype=np.int64)
-        if data.dtype.kind == "f":
-            extreme += (np.abs(data) >= EXTREME).reshape(data.shape[0], -1).sum(axis=1)
         for b in range(data.shape[0]):
             v = data[b][valid & np.isfinite(data[b])].astype(np.float64)
             if v.size == 0:
@@ -98,14 +95,6 @@ def compute_stats(
         raise DataError(
             "no valid pixel to compute band statistics from" + (f" in band(s) {empty}" if empty else ""),
             fix="check the image's nodata value, and that the labelled area covers valid image pixels",
-        )
-    for b in np.flatnonzero(extreme):
-        warnings.warn(
-            f"band {b + 1} has {int(extreme[b]):,} pixel(s) of magnitude {EXTREME:g} or more and the image declares "
-            "no nodata value for them: they were left out of the statistics and are treated as nodata (neither "
-            "trained on nor predicted). Set the image's nodata value if these are fill values",
-            GeoFMWarning,
-            stacklevel=2,
         )
     std = np.sqrt(m2 / n)
     for b in np.flatnonzero(std <= EPS * np.maximum(1.0, np.abs(mean))):

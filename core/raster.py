@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from .config import VECTOR_SUFFIXES
-from .errors import InputError
+from .errors import GeoFMWarning, InputError
 from .fileio import gdal_messages
 from .normalise import EXTREME
 
@@ -81,6 +83,32 @@ def valid_mask(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
     return valid
 
 
+#: Open datasets already warned about (once per dataset, not once per window).
+_WARNED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _warn_extremes(src: rasterio.io.DatasetReader, raw: np.ndarray, nodata: list[float | None]) -> None:
+    """Warn (once per open dataset) about bands with pixels of magnitude ≥ EXTREME that are not declared nodata."""
+    bands = []
+    for b in range(raw.shape[0]):
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(raw[b]) & (np.abs(raw[b]) >= EXTREME)
+        if nodata[b] is not None and not np.isnan(nodata[b]):
+            bad &= raw[b] != nodata[b]
+        if bad.any():
+            bands.append((b + 1, float(raw[b][bad][0])))
+    if bands:
+        _WARNED.add(src)
+        listed = ", ".join(f"band {b} (e.g. {v:g})" for b, v in bands)
+        warnings.warn(
+            f"{src.name}: {listed} holds values of magnitude {EXTREME:g} or more that are not declared nodata: "
+            "they are treated as nodata (left out of the statistics, neither trained on nor predicted). If they are "
+            "fill values, set the image's nodata value (QGIS: Layer Properties ▸ Transparency)",
+            GeoFMWarning,
+            stacklevel=3,
+        )
+
+
 def read_window(
     src: rasterio.io.DatasetReader, window: Window, boundless: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +125,8 @@ def read_window(
         ) from err
     nodata = band_nodata(src)
     valid = valid_mask(raw, nodata)
+    if raw.dtype.kind == "f" and src not in _WARNED:
+        _warn_extremes(src, raw, nodata)
     if boundless:
         inside = np.zeros(raw.shape[1:], dtype=bool)
         col0, row0 = int(window.col_off), int(window.row_off)
