@@ -481,8 +481,9 @@ def test_a_declared_extreme_nodata_value_is_not_warned_about(tmp_path):
     from geofm.core.raster import open_raster, read_window
 
     data = np.ones((2, 32, 32), np.float32)
-    data[:, :8] = -3.4028235e38
-    img = write_raster(tmp_path / "img.tif", data, nodata=-3.4028235e38)
+    lowest = float(np.finfo(np.float32).min)  # -3.4e38, a common declared nodata of float rasters
+    data[:, :8] = lowest
+    img = write_raster(tmp_path / "img.tif", data, nodata=lowest)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with open_raster(img) as src:
