@@ -150,6 +150,12 @@ def _predict(args: argparse.Namespace) -> int:
     check_outputs({"class map": args.out, "probabilities raster": cfg.probabilities,
                    "confidence raster": confidence_path(args.out) if cfg.confidence else None},
                   {"model package": args.model, "image": args.image})
+    if cfg.resample_to_training:
+        from .raster import require_geotransform
+
+        require_geotransform(args.image, "resampled to the training resolution",
+                             "georeference the raster (QGIS: Georeferencer, or export it as a GeoTIFF with its CRS and "
+                             "extent), or predict without --resample")
     result = drive(predict(args.model, args.image, args.out, cfg))
     if result:
         print(f"Prediction written to {result.path or args.out}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -63,6 +64,23 @@ def open_raster(path: str | os.PathLike) -> rasterio.io.DatasetReader:
         raise InputError(f"the file is damaged or truncated ({err})", path=p,
                          fix="copy or export the raster again; if it is being written, wait until it is done") from err
     return src
+
+
+def has_geotransform(src: rasterio.io.DatasetReader) -> bool:
+    """Whether pixels have places: a real geotransform (GDAL reports the identity, or its flipped counterpart, when
+    the file has none, e.g. a plain PNG or JPEG)."""
+    t = src.transform
+    return not (t.almost_equals(Affine.identity()) or t.almost_equals(Affine(1, 0, 0, 0, -1, 0)))
+
+
+def require_geotransform(path: str | os.PathLike, purpose: str, fix: str) -> None:
+    """Raise :class:`InputError` naming ``path`` when the raster has no geotransform, for a step (``purpose``, e.g.
+    'resampled to the training resolution') that needs pixel sizes in map units. Call it before any work."""
+    with open_raster(path) as src:
+        if has_geotransform(src):
+            return
+        raise InputError(f"the raster has no georeferencing (no geotransform), so it cannot be {purpose}", path=path,
+                         fix=fix)
 
 
 def band_nodata(src: rasterio.io.DatasetReader) -> list[float | None]:

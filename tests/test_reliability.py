@@ -489,3 +489,18 @@ def test_a_declared_extreme_nodata_value_is_not_warned_about(tmp_path):
         with open_raster(img) as src:
             _, valid = read_window(src, Window(0, 0, 32, 32))
     assert valid.sum() == 32 * 24
+
+
+# -- H. grids that are not what they seem ----------------------------------------------------------------------------
+def test_resample_refuses_a_raster_without_a_geotransform(tmp_path, package, capsys):
+    import rasterio
+
+    png = tmp_path / "plain.png"
+    with rasterio.open(png, "w", driver="PNG", width=90, height=10, count=4, dtype="uint8") as dst:
+        dst.write(np.full((4, 10, 90), 100, np.uint8))
+    out = tmp_path / "pred.tif"
+    assert main(["predict", "--model", str(package), "--image", str(png), "--out", str(out), "--resample",
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert f"{png}: the raster has no georeferencing (no geotransform)" in err and "without --resample" in err
+    assert not out.exists()
