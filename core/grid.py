@@ -156,8 +156,12 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
                        "the wrong CRS assigned")
     inter = (max(img.bounds[0], label_bounds[0]), max(img.bounds[1], label_bounds[1]),
              min(img.bounds[2], label_bounds[2]), min(img.bounds[3], label_bounds[3]))
-    win = from_bounds(*inter, transform=img.transform)
-    overlap = (int(round(win.width)), int(round(win.height)))
+    rotated = not (img.transform.is_rectilinear and lbl.transform.is_rectilinear)
+    if rotated:  # bounds are envelopes of a turned footprint: measure the overlap in image pixels instead
+        overlap = _overlap_px(img, lbl)
+    else:
+        win = from_bounds(*inter, transform=img.transform)
+        overlap = (int(round(win.width)), int(round(win.height)))
 
     offset_units = 0.0
     comparable = same_units(lbl.crs, img.crs)
@@ -169,8 +173,11 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
     offset_px = offset_units / pixel
 
     same_res = np.allclose(img.res, lbl.res, rtol=1e-6)
-    shift = ((lbl.transform.c - img.transform.c) / img.res[0], (img.transform.f - lbl.transform.f) / img.res[1])
-    on_lattice = same_res and all(abs(s - round(s)) < 1e-3 for s in shift)
+    it, lt = img.transform, lbl.transform
+    # Same pixel axes (size, rotation, shear), and the labels' corner on a corner of the image's pixels.
+    same_axes = np.allclose([it.a, it.b, it.d, it.e], [lt.a, lt.b, lt.d, lt.e], rtol=1e-6, atol=pixel * 1e-9)
+    shift = ~it * (lt.c, lt.f)
+    on_lattice = same_res and same_axes and all(abs(v - round(v)) < 1e-3 for v in shift)
     same_grid = on_lattice and offset_px <= TOLERANCE_PX
 
     if lbl.crs != img.crs and not comparable:
@@ -185,6 +192,10 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
             notes.append("That is well under half a pixel, so the labels are used on the image grid as they are.")
     if not same_res:
         problems.append(f"The resolutions differ: image {_res(img)}, labels {_res(lbl)}.")
+    elif not same_axes:
+        problems.append(f"The pixel grids point different ways: the image grid is {_orientation(it)}, the labels' "
+                        f"grid {_orientation(lt)}, so pixel for pixel they do not line up; the labels must be "
+                        "warped onto the image grid.")
     elif not on_lattice:
         problems.append(f"The pixel grids are shifted by a fraction of a pixel ({shift[0]:.2f}, {shift[1]:.2f} px).")
     notes.append(f"Overlap: {overlap[0]} × {overlap[1]} image pixels; tile size {tile}.")
@@ -209,6 +220,30 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
         fix = ("align the labels to the image grid (nearest neighbour): the plugin's 'Align labels' button, "
                "`geofm check --align-to OUT.tif`, or train with align_labels enabled")
     return _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px, culprit)
+
+
+def _orientation(t: Any) -> str:
+    """'north-up', 'rotated by 30.0°' or 'rotated or sheared' for a geotransform."""
+    if t.is_rectilinear:
+        return "north-up"
+    angle = math.degrees(math.atan2(t.d, t.a))
+    if math.isclose(abs(t.a * t.b + t.d * t.e), 0.0, abs_tol=1e-9 * (t.a**2 + t.d**2)):  # axes at right angles
+        return f"rotated by {angle:.1f}°"
+    return f"sheared (x axis at {angle:.1f}°)"
+
+
+def _overlap_px(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader) -> tuple[int, int]:
+    """Width and height, in image pixels, of the part of the image the labels' footprint covers (its envelope in
+    the image's pixel space) — right for rotated and sheared grids, where map-space bounds are not."""
+    cols = [0, lbl.width, lbl.width, 0]
+    rows = [0, 0, lbl.height, lbl.height]
+    xs, ys = zip(*(lbl.transform * (c, r) for c, r in zip(cols, rows)))
+    if lbl.crs != img.crs:
+        xs, ys = warp_points(lbl.crs, img.crs, list(xs), list(ys))
+    px = [~img.transform * (x, y) for x, y in zip(xs, ys)]
+    c0, c1 = max(0.0, min(p[0] for p in px)), min(float(img.width), max(p[0] for p in px))
+    r0, r1 = max(0.0, min(p[1] for p in px)), min(float(img.height), max(p[1] for p in px))
+    return max(0, int(round(c1 - c0))), max(0, int(round(r1 - r0)))
 
 
 def _res(src: rasterio.io.DatasetReader) -> str:

@@ -504,3 +504,23 @@ def test_resample_refuses_a_raster_without_a_geotransform(tmp_path, package, cap
     err = capsys.readouterr().err
     assert f"{png}: the raster has no georeferencing (no geotransform)" in err and "without --resample" in err
     assert not out.exists()
+
+
+def test_a_rotated_image_with_north_up_labels_is_not_called_aligned(tmp_path, capsys):
+    import rasterio
+    from affine import Affine
+
+    rotated = Affine.translation(500_000, 6_000_000) * Affine.rotation(30) * Affine.scale(10, -10)
+    img = tmp_path / "rotated.tif"
+    with rasterio.open(img, "w", driver="GTiff", width=256, height=256, count=3, dtype="float32", crs="EPSG:32633",
+                       transform=rotated) as dst:
+        dst.write(np.ones((3, 256, 256), np.float32))
+    lbl = write_raster(tmp_path / "north_up.tif", np.ones((256, 256), np.uint8), origin=(500_000, 6_000_000))
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "64", "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "align_labels" and not report["same_grid"]
+    assert "image grid is rotated by 30.0°, the labels' grid north-up" in report["summary"]
+    assert all(0 < n <= 256 for n in report["overlap_px"])  # never more than the image
+    aligned = tmp_path / "aligned.tif"
+    assert main(["check", "--image", str(img), "--labels", str(lbl), "--tile", "64", "--align-to", str(aligned)]) == 0
+    assert main(["check", "--image", str(img), "--labels", str(aligned), "--tile", "64"]) == 0
