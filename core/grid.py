@@ -137,7 +137,7 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
     fix = ""
     swapped = label_raster_problem(lbl)
     if swapped:
-        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [f"{lbl.name}: {swapped}"], [],
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [swapped[0].upper() + swapped[1:]], [],
                        "give the image as --image and the single-band class raster as --labels")
     if img.crs is None or lbl.crs is None:
         missing = img.name if img.crs is None else lbl.name

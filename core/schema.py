@@ -208,8 +208,12 @@ def _classes(s: Setting, v: Any) -> list[dict[str, Any]]:
     if not isinstance(v, list) or not all(isinstance(c, dict) for c in v):
         raise _Wrong("a list of classes", example)
     from .classes import check_class_list  # here: classes imports rasterio, which the schema does not need
+    from .errors import LabelError
 
-    return check_class_list(v, s.label)  # each class's value, name and colour, now rather than when the run starts
+    try:  # each class's value, name and colour, now rather than when the run starts
+        return check_class_list(v)
+    except LabelError as err:
+        raise ConfigError(f"setting '{s.name}': {err.problem}", fix=err.fix) from None
 
 
 def _bbox(s: Setting, v: Any) -> tuple[float, ...]:

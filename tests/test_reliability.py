@@ -237,7 +237,7 @@ def test_swapped_image_and_labels_are_named_as_such(tmp_path, scene, capsys):
     img, lbl = scene
     assert main(train_args(lbl, img, tmp_path / "m.geofm")) == 1
     err = capsys.readouterr().err
-    assert "did you swap image and labels?" in err and f"{img}: the label raster has 4 bands" in err
+    assert "did you swap image and labels?" in err and f"{img}: The label raster has 4 bands" in err and f"{img}: {img}" not in err
     assert main(["check", "--image", str(lbl), "--labels", str(img)]) == 2
     assert "did you swap image and labels?" in capsys.readouterr().out
 
