@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import InputError, OutputError
+from .errors import DiskFullError, InputError, OutputError
 
 #: errno values that mean "no room left": a full disk, or a full quota.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -71,8 +71,10 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
             yield tmp
         if gdal_errors:
             full = any("no space left" in m.lower() for m in gdal_errors)
-            raise OutputError(_FULL if full else "GDAL could not write the file: " + "; ".join(gdal_errors[:3])
-                              + ". Nothing was written", path=final, fix=_fix(folder, full))
+            if full:
+                raise DiskFullError(_FULL, path=final, fix=_fix(folder, True))
+            raise OutputError("GDAL could not write the file: " + "; ".join(gdal_errors[:3]) + ". Nothing was written",
+                              path=final, fix=_fix(folder, False))
         os.replace(tmp, final)
     except (OSError, RuntimeError) as err:
         raise _write_error(err, final, folder) from err
@@ -93,7 +95,7 @@ def _fix(folder: Path, full: bool) -> str:
 def _write_error(err: BaseException, final: Path, folder: Path) -> BaseException:
     """``err`` (raised while writing ``final``) as the user should see it: a full disk said in plain words."""
     if _disk_full(err, folder):
-        return OutputError(_FULL, path=final, fix=_fix(folder, True))
+        return DiskFullError(_FULL, path=final, fix=_fix(folder, True))
     return err
 
 
@@ -191,7 +193,7 @@ def check_writable(path: PathLike, what: str = "output") -> None:
         fd, probe = tempfile.mkstemp(prefix=".geofm-probe-", dir=folder)
     except OSError as err:
         if err.errno in DISK_FULL:
-            raise OutputError(f"the disk is full: not even an empty {what} can be created", path=p,
+            raise DiskFullError(f"the disk is full: not even an empty {what} can be created", path=p,
                               fix=f"free space on the disk of {folder}, or write the {what} elsewhere") from err
         raise OutputError(f"the {what} cannot be written in {folder} ({err.strerror or err})", path=p,
                           fix="pick a folder you can write to (your home or project folder)") from err
