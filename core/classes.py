@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,7 +16,9 @@ from .errors import LabelError
 from .raster import open_raster
 
 IGNORE = -1
-MAX_CLASSES = 1024
+#: More distinct values than this in a label raster means it is imagery or a continuous surface, not classes.
+MAX_CLASSES = 255
+SWAPPED = "did you swap image and labels?"
 # Tableau 10 then its paler partners: distinct hues that read well on a map.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -142,13 +145,71 @@ class ClassMap:
         return [asdict(c) for c in self.classes]
 
     @classmethod
-    def from_list(cls, items: Iterable[Mapping[str, Any]]) -> ClassMap:
-        """Inverse of :meth:`to_list`; a missing name or colour gets a default."""
-        classes = []
-        for i, item in enumerate(items):
-            value = int(item["value"])
-            classes.append(ClassInfo(value, str(item.get("name") or f"class {value}"), item.get("colour") or default_colour(i)))
-        return cls(classes)
+    def from_list(cls, items: Iterable[Mapping[str, Any]], source: str | os.PathLike | None = None) -> ClassMap:
+        """Inverse of :meth:`to_list`; a missing name or colour gets a default. Each class is checked (see
+        :func:`check_class_list`); colours given as CSS names or #rgb are stored as '#rrggbb'."""
+        return cls(ClassInfo(**c) for c in check_class_list(items, source))
+
+
+CLASS_EXAMPLE = '[{"value": 1, "name": "water", "colour": "#1f78b4"}, {"value": 2, "name": "forest", "colour": "green"}]'
+_CLASS_KEYS = ("value", "name", "colour")
+
+
+def check_class_list(items: Any, source: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """A class list as a user or a file gives it, checked and completed: ``[{value, name, colour}]`` with
+    ``value`` a whole number, ``name`` text (default 'class N') and ``colour`` '#rrggbb' (from '#rrggbb', '#rgb' or
+    a CSS colour name; default from the palette). :class:`LabelError` names the class and what is wrong."""
+    def wrong(problem: str) -> LabelError:
+        return LabelError(problem, path=source, fix=f"write the classes as a JSON list such as {CLASS_EXAMPLE} "
+                                                    "(only value is required)")
+
+    if isinstance(items, Mapping) or isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        raise wrong(f"the classes must be a list of classes, not {type(items).__name__} {str(items)[:60]}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise wrong(f"class {i + 1} must be an object with a value, name and colour, not {str(item)[:60]}")
+        item = dict(item)
+        if "color" in item and "colour" not in item:
+            item["colour"] = item.pop("color")
+        unknown = sorted(set(item) - set(_CLASS_KEYS))
+        if unknown:
+            raise wrong(f"class {i + 1} has unknown key(s) {', '.join(unknown)}; a class has {', '.join(_CLASS_KEYS)}")
+        value = item.get("value")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if "value" not in item:
+            raise wrong(f"class {i + 1} ({item.get('name', 'no name')!s}) has no value: the label value it stands for")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong(f"class {i + 1} has value {value!r}; a class value is a whole number (the label value)")
+        name = item.get("name")
+        if name is not None and not isinstance(name, str):
+            raise wrong(f"class {value} has name {name!r}; a name is text")
+        colour = item.get("colour")
+        out.append({"value": value, "name": name or f"class {value}",
+                    "colour": default_colour(i) if colour in (None, "") else to_hex_colour(colour, value, source)})
+    return out
+
+
+def to_hex_colour(colour: Any, value: Any = None, source: str | os.PathLike | None = None) -> str:
+    """'#rrggbb' for a colour given as '#rrggbb', '#rgb' or a CSS colour name ('red', 'darkgreen');
+    :class:`LabelError` naming the class otherwise."""
+    text = colour.strip() if isinstance(colour, str) else None
+    if text and re.fullmatch(r"#[0-9a-fA-F]{6}", text):
+        return text.lower()
+    if text and re.fullmatch(r"#[0-9a-fA-F]{3}", text):
+        return "#" + "".join(ch * 2 for ch in text[1:].lower())
+    if text:
+        try:
+            from matplotlib.colors import to_hex
+
+            if not text.startswith("#") and not re.fullmatch(r"[\d.]+", text):
+                return to_hex(text.lower(), keep_alpha=False)
+        except (ImportError, ValueError):
+            pass
+    which = f"class {value}" if value is not None else "a class"
+    raise LabelError(f"{which} has colour {colour!r}, which is not a colour",
+                     path=source, fix="give colours as '#rrggbb' (e.g. '#1f78b4') or a CSS colour name (e.g. 'red')")
 
 
 def check_whole_numbers(values: np.ndarray, path: str | os.PathLike | None = None) -> None:
@@ -157,11 +218,55 @@ def check_whole_numbers(values: np.ndarray, path: str | os.PathLike | None = Non
         bad = values[values != np.round(values)]
         if bad.size:
             raise LabelError(
-                f"label values are not whole numbers (e.g. {_listing(np.unique(bad))}): this looks like continuous data "
-                "or labels resampled with bilinear/cubic interpolation",
+                f"label values are not whole numbers (e.g. {_listing(np.unique(bad))}): this looks like imagery or "
+                f"continuous data, or labels resampled with bilinear/cubic interpolation — {SWAPPED}",
                 path=path,
-                fix="use a class raster with whole-number values (resample labels with 'nearest neighbour' only)",
+                fix="give the image as the image and the class raster as the labels; a class raster has whole-number "
+                    "values (resample labels with 'nearest neighbour' only)",
             )
+
+
+def label_raster_problem(src: Any) -> str | None:
+    """Why an open raster cannot be a label raster (several bands, complex values), or None."""
+    if src.count > 1:
+        return (f"the label raster has {src.count} bands, but labels are one band of class values: it looks like "
+                f"an image — {SWAPPED}")
+    if np.dtype(src.dtypes[0]).kind == "c":
+        return f"the label raster holds complex numbers ({src.dtypes[0]}), not class values — {SWAPPED}"
+    return None
+
+
+def check_label_raster(src: Any) -> None:
+    """Raise :class:`LabelError` naming the file when the open raster ``src`` cannot be a label raster."""
+    problem = label_raster_problem(src)
+    if problem:
+        raise LabelError(problem, path=src.name,
+                         fix="give the image as the image and the single-band class raster as the labels")
+
+
+def check_several_classes(classes: ClassMap, counts: Sequence[int], where: str | os.PathLike | None = None) -> None:
+    """A model needs two classes at least: raise :class:`LabelError` naming the one class that has labelled
+    pixels (``counts`` per class, in class order), whatever the class list says."""
+    present = [c for c, n in zip(classes.classes, counts) if n > 0]
+    if len(present) != 1:
+        return
+    c = present[0]
+    if classes.num_classes == 1:
+        raise LabelError(
+            f"the labels hold a single class (value {c.value}, '{c.name}'): a model needs two classes at least "
+            "to learn anything",
+            path=where,
+            fix="label examples of the other classes too (e.g. background), check the ignore values, or, for "
+                "vector labels, add a background class (--background)",
+        )
+    others = ", ".join(f"{o.value} '{o.name}'" for o in classes.classes if o is not c)
+    raise LabelError(
+        f"the training tiles hold a single class (value {c.value}, '{c.name}'); the other classes ({others}) have "
+        "no labelled pixel in them",
+        path=where,
+        fix="label the other classes inside the image too; if they are labelled only in a small area, lower "
+            "--val-share so that area is not all held out for validation",
+    )
 
 
 def _listing(values: np.ndarray, most: int = 10) -> str:
@@ -181,6 +286,7 @@ def classes_from_raster(
     value order), else 'class N'; colours from the file's colour table, else a palette.
     """
     with open_raster(path) as src:
+        check_label_raster(src)
         rows = max(1, max_pixels // src.width)
         nodata = src.nodata
         found: set[int] = set()
@@ -196,9 +302,11 @@ def classes_from_raster(
             found.update(np.unique(v).astype(np.int64).tolist())
             if len(found) > MAX_CLASSES:
                 raise LabelError(
-                    f"the label raster has more than {MAX_CLASSES} distinct values: it looks like continuous data",
+                    f"the label raster has more than {MAX_CLASSES} distinct values: it looks like imagery or "
+                    f"continuous data, not classes — {SWAPPED}",
                     path=path,
-                    fix="pick a class raster (land-cover classes as whole numbers), not an image or elevation model",
+                    fix="give the image as the image and the class raster (land-cover classes as whole numbers) as "
+                        "the labels, not an image or elevation model",
                 )
         if not found:
             raise LabelError(

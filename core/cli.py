@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- commands --------------------------------------------------------------------------------------------------------
+def _gdal_said(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a command with GDAL's error lines collected rather than printed raw ('ERROR 1: …'): added to geofm's
+    message when the command fails (unless it says them already), printed as warnings when it succeeds."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from .fileio import gdal_messages
+
+        with gdal_messages() as said:
+            try:
+                code = handler(args)
+            except GeoFMError as err:
+                extra = [m for m in dict.fromkeys(said) if m not in str(err)]
+                if extra:
+                    err.args = (f"{err}\nGDAL said: {'; '.join(extra[:3])}",)
+                raise
+        for message in list(dict.fromkeys(said))[:5]:
+            print(f"Warning: GDAL: {message}", file=sys.stderr)
+        return code
+    return run
+
+
+@_gdal_said
 def _check(args: argparse.Namespace) -> int:
+    from .fileio import check_outputs
     from .grid import ALIGN_LABELS, UNUSABLE, check_grid, write_aligned_labels
 
+    check_outputs({"aligned labels": args.align_to}, {"image": args.image, "labels": args.labels})
     report = check_grid(args.image, args.labels, args.tile)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -74,21 +99,32 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_UNUSABLE if report.verdict in (UNUSABLE, ALIGN_LABELS) else 0
 
 
+@_gdal_said
 def _train(args: argparse.Namespace) -> int:
     from .distributed import is_main_process
+    from .fileio import check_train_outputs
     from .train import train
 
     config = _train_config(args)
+    check_train_outputs(config, args.config)
     main_process = is_main_process()
     drive(train(config), quiet=not main_process, show_warnings=main_process)
     return 0
 
 
+@_gdal_said
 def _evaluate(args: argparse.Namespace) -> int:
+    from .config import is_vector
+    from .errors import ConfigError
     from .evaluate import evaluate
+    from .fileio import check_outputs
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     out = args.out or None
+    check_outputs({"metrics JSON": out}, {"model package": args.model, "image": args.image, "labels": args.labels})
+    if is_vector(args.labels) and not args.label_field:
+        raise ConfigError("vector labels need the name of their class field", path=args.labels,
+                          fix="pass --label-field with the attribute that holds each feature's class")
     result = drive(evaluate(args.model, args.image, args.labels, args.label_field, out, cfg, args.align_labels,
                             ignore_values=args.ignore_values, background=args.background), quiet=args.json)
     metrics = result.summary if result else {}
@@ -99,6 +135,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@_gdal_said
 def _info(args: argparse.Namespace) -> int:
     from .onnx_model import is_onnx, read_geofm_metadata
 
@@ -122,12 +159,22 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+@_gdal_said
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import predict
+    from .fileio import check_outputs
+    from .onnx_model import is_onnx
+    from .predict import confidence_path, predict
 
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
-    from .onnx_model import is_onnx
+    check_outputs({"class map": args.out, "probabilities raster": cfg.probabilities,
+                   "confidence raster": confidence_path(args.out) if cfg.confidence else None},
+                  {"model": args.model, "image": args.image})
+    if cfg.resample_to_training:
+        from .raster import require_geotransform
 
+        require_geotransform(args.image, "resampled to the training resolution",
+                             "georeference the raster (QGIS: Georeferencer, or export it as a GeoTIFF with its CRS and "
+                             "extent), or predict without --resample")
     model = args.model
     if args.runtime == "torch" and is_onnx(model):
         raise ConfigError("an .onnx model runs with onnxruntime, not torch", path=model,

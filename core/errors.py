@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Callable
@@ -50,6 +51,23 @@ class TrainingError(GeoFMError):
 
 class PredictionError(GeoFMError):
     """Prediction cannot run or its output cannot be written."""
+
+
+class OutputError(GeoFMError):
+    """An output cannot be written: it would overwrite an input or another output, its folder is missing or not
+    writable, it names a folder, or the disk is full. Nothing is left at the output path."""
+
+
+class DiskFullError(OutputError, OSError):
+    """The disk (or the quota) is full. Also an ``OSError`` with ``errno.ENOSPC``, so code that handles a failed
+    write as an OSError (predict's outputs) still recognises it."""
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, fix: str | None = None):
+        super().__init__(problem, path=path, fix=fix)
+        self.errno, self.strerror = errno.ENOSPC, os.strerror(errno.ENOSPC)
+
+    def __str__(self) -> str:
+        return BaseException.__str__(self)
 
 
 class Cancelled(GeoFMError):

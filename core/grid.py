@@ -18,6 +18,7 @@ from rasterio.warp import transform as warp_points
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
 
+from .classes import label_raster_problem
 from .errors import GridError, Warn, warn
 from .fileio import atomic_path
 from .raster import open_raster
@@ -71,6 +72,7 @@ class GridReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     fix: str = ""
+    culprit: str = ""  # the file the first problem is about (image or labels); the labels' when not said
 
     @property
     def usable(self) -> bool:
@@ -91,7 +93,11 @@ class GridReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "usable": self.usable, "summary": self.summary}
+        """JSON-ready; an offset that is no offset (CRSs in different units) is null."""
+        data = asdict(self)
+        for key in ("offset_m", "offset_px"):
+            data[key] = data[key] if math.isfinite(data[key]) else None
+        return {**data, "usable": self.usable, "summary": self.summary}
 
 
 def crs_name(crs: CRS | None) -> str:
@@ -128,10 +134,17 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
     problems: list[str] = []
     notes: list[str] = []
     fix = ""
+    swapped = label_raster_problem(lbl)
+    if swapped:
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [swapped[0].upper() + swapped[1:]], [],
+                       "give the image as --image and the single-band class raster as --labels")
     if img.crs is None or lbl.crs is None:
         missing = img.name if img.crs is None else lbl.name
-        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [f"{Path(missing).name} has no CRS."], [],
-                       f"assign the right CRS to {missing} (QGIS: Layer Properties ▸ Source ▸ Set CRS) and save it")
+        which = "image" if img.crs is None else "labels"
+        return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0),
+                       [f"The {which} {Path(missing).name} has no CRS (no georeferencing)."], [],
+                       f"assign the right CRS to {missing} (QGIS: Layer Properties ▸ Source ▸ Set CRS, or export it "
+                       "as a GeoTIFF with its CRS) and save it", culprit=missing)
     pixel = min(abs(img.res[0]), abs(img.res[1]))
     metres = img.crs.linear_units_factor[1] if img.crs.is_projected else 111_320.0
     label_bounds = transform_bounds(lbl.crs, img.crs, *lbl.bounds) if lbl.crs != img.crs else tuple(lbl.bounds)
@@ -142,21 +155,35 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
                        "the wrong CRS assigned")
     inter = (max(img.bounds[0], label_bounds[0]), max(img.bounds[1], label_bounds[1]),
              min(img.bounds[2], label_bounds[2]), min(img.bounds[3], label_bounds[3]))
-    win = from_bounds(*inter, transform=img.transform)
-    overlap = (int(round(win.width)), int(round(win.height)))
+    rotated = not (img.transform.is_rectilinear and lbl.transform.is_rectilinear)
+    if rotated:  # bounds are envelopes of a turned footprint: measure the overlap in image pixels instead
+        overlap = _overlap_px(img, lbl)
+    else:
+        win = from_bounds(*inter, transform=img.transform)
+        overlap = (int(round(win.width)), int(round(win.height)))
 
     offset_units = 0.0
-    if lbl.crs != img.crs:
+    comparable = same_units(lbl.crs, img.crs)
+    if lbl.crs != img.crs and comparable:
         offset_units = crs_offset(lbl.crs, img.crs, tuple(lbl.bounds))
+    elif lbl.crs != img.crs:  # degrees read as metres (or feet as metres) is no offset, but a reprojection
+        offset_units = math.inf
     offset_m = offset_units * metres
     offset_px = offset_units / pixel
 
     same_res = np.allclose(img.res, lbl.res, rtol=1e-6)
-    shift = ((lbl.transform.c - img.transform.c) / img.res[0], (img.transform.f - lbl.transform.f) / img.res[1])
-    on_lattice = same_res and all(abs(s - round(s)) < 1e-3 for s in shift)
+    it, lt = img.transform, lbl.transform
+    # Same pixel axes (size, rotation, shear), and the labels' corner on a corner of the image's pixels.
+    same_axes = np.allclose([it.a, it.b, it.d, it.e], [lt.a, lt.b, lt.d, lt.e], rtol=1e-6, atol=pixel * 1e-9)
+    shift = ~it * (lt.c, lt.f)
+    on_lattice = same_res and same_axes and all(abs(v - round(v)) < 1e-3 for v in shift)
     same_grid = on_lattice and offset_px <= TOLERANCE_PX
 
-    if lbl.crs != img.crs:
+    if lbl.crs != img.crs and not comparable:
+        problems.append(f"The CRSs differ: image {crs_name(img.crs)} (in {units_name(img.crs)}), labels "
+                        f"{crs_name(lbl.crs)} (in {units_name(lbl.crs)}); the labels must be reprojected onto the "
+                        "image's grid (nearest neighbour), which aligning them does.")
+    elif lbl.crs != img.crs:
         line = (f"The CRSs differ: image {crs_name(img.crs)}, labels {crs_name(lbl.crs)}; over the overlap the "
                 f"positions differ by at most {offset_m:.2f} m ({offset_px:.2f} pixels).")
         (notes if offset_px <= TOLERANCE_PX else problems).append(line)
@@ -164,14 +191,23 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
             notes.append("That is well under half a pixel, so the labels are used on the image grid as they are.")
     if not same_res:
         problems.append(f"The resolutions differ: image {_res(img)}, labels {_res(lbl)}.")
+    elif not same_axes:
+        problems.append(f"The pixel grids point different ways: the image grid is {_orientation(it)}, the labels' "
+                        f"grid {_orientation(lt)}, so pixel for pixel they do not line up; the labels must be "
+                        "warped onto the image grid.")
     elif not on_lattice:
         problems.append(f"The pixel grids are shifted by a fraction of a pixel ({shift[0]:.2f}, {shift[1]:.2f} px).")
     notes.append(f"Overlap: {overlap[0]} × {overlap[1]} image pixels; tile size {tile}.")
+    culprit = ""
 
     if min(img.width, img.height) < tile:
         problems.append(f"The image ({img.width} × {img.height} pixels) is smaller than one tile ({tile} pixels).")
-        fix = f"choose a tile size of at most {min(img.width, img.height) // 32 * 32 or 32} pixels"
+        fix = f"choose a tile size (--tile) of at most {min(img.width, img.height) // 32 * 32 or 32} pixels"
+        if min(img.width, img.height) < 32:
+            fix = ("use a larger image: geofm's smallest tile is 32 pixels, and this image is "
+                   f"{img.width} × {img.height}")
         verdict = UNUSABLE
+        culprit = img.name
     elif min(overlap) < tile:
         problems.append(f"The overlap ({overlap[0]} × {overlap[1]} pixels) is smaller than one tile ({tile} pixels).")
         fix = "choose a smaller tile size, or labels that cover more of the image"
@@ -182,16 +218,66 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
         verdict = ALIGN_LABELS
         fix = ("align the labels to the image grid (nearest neighbour): the plugin's 'Align labels' button, "
                "`geofm check --align-to OUT.tif`, or train with align_labels enabled")
-    return _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px)
+    return _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px, culprit)
+
+
+def _orientation(t: Any) -> str:
+    """'north-up', 'rotated by 30.0°' or 'rotated or sheared' for a geotransform."""
+    if t.is_rectilinear:
+        return "north-up"
+    angle = math.degrees(math.atan2(t.d, t.a))
+    if math.isclose(abs(t.a * t.b + t.d * t.e), 0.0, abs_tol=1e-9 * (t.a**2 + t.d**2)):  # axes at right angles
+        return f"rotated by {angle:.1f}°"
+    return f"sheared (x axis at {angle:.1f}°)"
+
+
+def _overlap_px(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader) -> tuple[int, int]:
+    """Width and height, in image pixels, of the part of the image the labels' footprint covers (its envelope in
+    the image's pixel space) — right for rotated and sheared grids, where map-space bounds are not."""
+    cols = [0, lbl.width, lbl.width, 0]
+    rows = [0, 0, lbl.height, lbl.height]
+    xs, ys = zip(*(lbl.transform * (c, r) for c, r in zip(cols, rows)))
+    if lbl.crs != img.crs:
+        xs, ys = warp_points(lbl.crs, img.crs, list(xs), list(ys))
+    px = [~img.transform * (x, y) for x, y in zip(xs, ys)]
+    c0, c1 = max(0.0, min(p[0] for p in px)), min(float(img.width), max(p[0] for p in px))
+    r0, r1 = max(0.0, min(p[1] for p in px)), min(float(img.height), max(p[1] for p in px))
+    return max(0, int(round(c1 - c0))), max(0, int(round(r1 - r0)))
 
 
 def _res(src: rasterio.io.DatasetReader) -> str:
-    return f"{src.res[0]:g} × {src.res[1]:g} {src.crs.linear_units if src.crs else ''}".strip()
+    return f"{src.res[0]:g} × {src.res[1]:g} {units_name(src.crs) if src.crs else ''}".strip()
 
 
-def _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px=0.0) -> GridReport:
+def units_name(crs: CRS | None) -> str:
+    """The unit of a CRS's coordinates in words: 'degrees' for a geographic CRS, else its linear unit
+    ('metre', 'US survey foot'); 'unknown units' when the CRS does not say."""
+    if crs is None:
+        return "unknown units"
+    if crs.is_geographic:
+        return "degrees"
+    unit = crs.linear_units
+    plural = {"metre": "metres", "meter": "metres", "foot": "feet", "US survey foot": "US survey feet"}
+    return plural.get(unit, unit) if unit and unit != "unknown" else "unknown units"
+
+
+def same_units(a: CRS | None, b: CRS | None) -> bool:
+    """Whether coordinates of ``a`` and ``b`` are in one unit (both degrees, or the same length), so that reading
+    one's numbers in the other is a small shift rather than nonsense."""
+    if a is None or b is None or a == b:
+        return True
+    if a.is_geographic or b.is_geographic:
+        return a.is_geographic and b.is_geographic
+    try:
+        return math.isclose(a.linear_units_factor[1], b.linear_units_factor[1])
+    except Exception:  # noqa: BLE001 - a CRS without a linear unit: treat as not comparable
+        return False
+
+
+def _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px=0.0,
+            culprit="") -> GridReport:
     return GridReport(RasterSummary.of(img), RasterSummary.of(lbl), verdict, same_grid, offset_m,
-                      offset_px, overlap, problems, notes, fix)
+                      offset_px, overlap, problems, notes, fix, culprit or lbl.name)
 
 
 def require_usable(report: GridReport, align_labels: bool = False, warn_to: Warn | None = None) -> None:
@@ -203,7 +289,7 @@ def require_usable(report: GridReport, align_labels: bool = False, warn_to: Warn
     """
     if report.verdict == UNUSABLE or (report.verdict == ALIGN_LABELS and not align_labels):
         raise GridError(" ".join(report.problems) or "image and labels do not line up",
-                        path=report.labels.path, fix=report.fix)
+                        path=report.culprit or report.labels.path, fix=report.fix)
     if report.image.crs != report.labels.crs and report.same_grid:
         warn(f"{report.labels.path}: CRS {report.labels.crs} differs from the image's {report.image.crs} "
              f"by {report.offset_m:.2f} m ({report.offset_px:.2f} px); used as is.", warn_to)

@@ -23,6 +23,7 @@ from rasterio.windows import transform as window_transform
 
 from .classes import IGNORE, ClassInfo, ClassMap, default_colour
 from .errors import InputError, LabelError
+from .fileio import gdal_messages
 from .grid import TOLERANCE_PX, crs_offset
 from .raster import open_raster
 
@@ -209,8 +210,11 @@ def read_vector_labels(path: str | os.PathLike, field: str, dst_crs: Any) -> Sha
             fix="pick the field that holds the class of each polygon",
         )
     src_srs = layer.GetSpatialRef()
-    if src_srs is None:
-        raise LabelError("the layer has no CRS", path=p, fix="assign the layer's CRS in QGIS and save it again")
+    # A GeoPackage layer saved without a CRS reads back as "Undefined geographic/cartesian SRS".
+    if src_srs is None or (src_srs.GetName() or "").lower().startswith("undefined"):
+        raise LabelError("the layer has no CRS, so it cannot be placed on the image",
+                         path=p, fix="assign the layer's CRS in QGIS (Layer Properties ▸ Source ▸ Set CRS) and save "
+                                     "it again")
     dst_srs = osr.SpatialReference()
     dst_srs.SetFromUserInput(dst_crs.to_wkt() if hasattr(dst_crs, "to_wkt") else str(dst_crs))
     for srs in (src_srs, dst_srs):
@@ -236,11 +240,16 @@ def read_vector_labels(path: str | os.PathLike, field: str, dst_crs: Any) -> Sha
             if not value:
                 continue
         geom = geom.Clone()
-        if geom.Transform(transform) != 0:
+        with gdal_messages() as said:
+            failed = geom.Transform(transform) != 0
+        if failed:
+            why = f" (PROJ: {said[0]})" if said else ""
             raise LabelError(
-                f"feature {feature.GetFID()} could not be reprojected to the image's CRS",
+                f"feature {feature.GetFID()} could not be reprojected from the layer's CRS "
+                f"({src_srs.GetName()}) to the image's{why}: the layer's CRS is probably wrong",
                 path=p,
-                fix="check the layer's CRS; reproject it to the image's CRS in QGIS",
+                fix="check the layer's CRS in QGIS (do the polygons appear over the image?); assign the right one, "
+                    "or reproject the layer to the image's CRS",
             )
         shapes.append((json.loads(geom.ExportToJson()), value))
     if not shapes:

@@ -12,6 +12,9 @@ from .errors import ConfigError, DataError, Warn, warn
 
 EPS = 1e-6
 BINS = 4096
+#: Pixel values this far from zero are no measurement but an unmasked nodata sentinel (3.4e38 is float32's largest,
+#: -1e38 and ±1e30 are common fill values); :func:`raster.valid_mask` treats them as nodata.
+EXTREME = 1e30
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
+import math
 import os
 import pickle
 import platform
@@ -23,7 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .classes import ClassMap
+from .classes import ClassMap, check_class_list
 from .errors import ConfigError, GeoFMError, LabelError, PackageError
 from .fileio import atomic_path
 from .model import build_model
@@ -107,15 +108,22 @@ def save_package(path: str | os.PathLike, model: nn.Module, metadata: dict[str, 
 def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelPackage:
     """Read a package written by :func:`save_package`; PackageError for anything unreadable, unsafe or unknown."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.geofm"))
+        hint = f", e.g. {found[0]}" if found else " (.geofm)"
+        raise PackageError("this is a folder, not a model package", path=path,
+                           fix=f"give the model package file inside it{hint}")
     if not path.is_file():
         raise PackageError("the model package does not exist", path=path, fix="check the path, or train a model first")
     metadata, raw = _read_members(path)
     _check_format(metadata, path)
+    _check_metadata(metadata, path)
     try:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise PackageError(
-            f"refused to load the weights: they hold objects other than tensors, which could run code ({err})",
+            f"refused to load the weights: they hold objects other than tensors, which could run code "
+            f"({refused_pickle_reason(err)})",
             path=path,
             fix="only open packages written by geofm from a source you trust; re-export the model with geofm",
         ) from err
@@ -129,7 +137,7 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         package = ModelPackage(
             model=model.to(device).eval(),
             metadata=metadata,
-            classes=ClassMap.from_list(metadata["classes"]),
+            classes=ClassMap.from_list(metadata["classes"], path),
             stats=BandStats.from_dict(stats) if stats else None,
             normalisation=str(metadata["normalisation"]["mode"]),
             tile_size=int(metadata["tile_size"]),
@@ -145,6 +153,20 @@ def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             fix=_REEXPORT,
         ) from err
     return package
+
+
+def refused_pickle_reason(err: BaseException) -> str:
+    """What a weights-only ``torch.load`` refused, without torch's advice to retry with ``weights_only=False`` (which
+    would run the file's code) or to allow-list globals: 'unsupported GLOBAL posix.system …'."""
+    keep = []
+    for part in re.split(r"(?<=[.!?])\s+|\n+", str(err)):
+        part = part.strip()
+        low = part.lower()
+        if not part or any(w in low for w in ("weights_only", "weights only", "trusted source", "add_safe_globals",
+                                              "safe_globals", "documentation", "arbitrary code", "pytorch 2.6")):
+            continue
+        keep.append(part.replace("WeightsUnpickler error: ", ""))
+    return " ".join(keep) or "objects that are not tensors"
 
 
 def versions() -> dict[str, str]:
@@ -212,3 +234,44 @@ def _check_format(metadata: dict[str, Any], path: Path) -> None:
             path=path,
             fix=f"update geofm to version {needed} or newer",
         )
+
+
+def _check_metadata(metadata: dict[str, Any], path: Path) -> None:
+    """The values a prediction relies on, checked on load so that a damaged or hand-edited package is refused
+    naming the package and the value, rather than failing (or predicting nonsense) later."""
+    def bad(problem: str) -> PackageError:
+        return PackageError(f"the package's metadata is unusable: {problem}", path=path, fix=_REEXPORT)
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    tile = metadata.get("tile_size")
+    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1:
+        raise bad(f"tile size {tile!r} (a whole number of pixels, 1 or more)")
+    resolution = metadata.get("resolution")
+    if resolution is not None and (not isinstance(resolution, list) or len(resolution) != 2
+                                   or not all(number(r) and r > 0 for r in resolution)):
+        raise bad(f"resolution {resolution!r} (two pixel sizes above 0, or null)")
+    architecture = metadata.get("architecture")
+    bands = architecture.get("in_channels") if isinstance(architecture, dict) else None
+    if not isinstance(bands, int) or isinstance(bands, bool) or bands < 1:
+        raise bad(f"band count {bands!r} in 'architecture'")
+    norm = metadata.get("normalisation")
+    if not isinstance(norm, dict) or norm.get("mode") not in NORMALISATIONS:
+        raise bad(f"normalisation {norm!r} (mode one of {', '.join(NORMALISATIONS)})")
+    stats = norm.get("stats")
+    if norm["mode"] == "global" and not isinstance(stats, dict):
+        raise bad("global normalisation without band statistics")
+    if isinstance(stats, dict):
+        for key in ("mean", "std"):
+            v = stats.get(key)
+            if not isinstance(v, list) or len(v) != bands or not all(number(x) for x in v):
+                raise bad(f"statistics {key} {v!r} (one finite number per band, {bands} bands)")
+        zero = [b + 1 for b, x in enumerate(stats["std"]) if x <= 0]
+        if zero:
+            raise bad(f"band(s) {zero} have standard deviation {stats['std'][zero[0] - 1]!r}; it must be above 0 "
+                      "(every value would be divided by it)")
+    try:
+        check_class_list(metadata.get("classes"), path)
+    except LabelError as err:
+        raise bad(err.problem) from err

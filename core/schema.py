@@ -209,7 +209,13 @@ def _classes(s: Setting, v: Any) -> list[dict[str, Any]]:
     example = '[{"value": 1, "name": "water", "colour": "#1f78b4"}]'
     if not isinstance(v, list) or not all(isinstance(c, dict) for c in v):
         raise _Wrong("a list of classes", example)
-    return v  # ClassMap.from_list checks each class's fields when the run starts
+    from .classes import check_class_list  # here: classes imports rasterio, which the schema does not need
+    from .errors import LabelError
+
+    try:  # each class's value, name and colour, now rather than when the run starts
+        return check_class_list(v)
+    except LabelError as err:
+        raise ConfigError(f"setting '{s.name}': {err.problem}", fix=err.fix) from None
 
 
 def _bbox(s: Setting, v: Any) -> tuple[float, ...]:

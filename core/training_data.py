@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from .classes import ClassMap
+from .classes import ClassMap, check_several_classes
 from .config import TrainConfig, is_vector, stride_for
 from .dataset import Counted, Item, Scene, SegmentationDataset, pair_folders, scan_scenes, scan_tiles
 from .errors import Cancelled, ConfigError
@@ -73,8 +73,9 @@ def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None
                                         CLASSES, notes, cancel)
     split, train, val = yield from _phase(_split_and_tile(scenes, classes.num_classes, tile, config, notes),
                                           TILING, notes, cancel)
-    stats = yield from _phase(_statistics(scenes, train, notes.append), STATISTICS, notes, cancel)
     counts = split.train_counts
+    check_several_classes(classes, counts, pairs[0][1] if len(pairs) == 1 else None)
+    stats = yield from _phase(_statistics(scenes, train, notes.append), STATISTICS, notes, cancel)
     mode = config.normalisation
     per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
     summary = (f"{split.summary()} {len(train)} training tiles, {len(val)} validation tiles of {tile} px."
@@ -232,7 +233,7 @@ def _statistics(scenes: Sequence[Scene], items: Sequence[Item], warn_to) -> Coun
         for k, (i, window) in enumerate(items, 1):
             if i not in handles:
                 handles[i] = open_raster(scenes[i].image)
-            acc.add(*read_window(handles[i], window))
+            acc.add(*read_window(handles[i], window, warn_to=warn_to))
             yield k, len(items)
     finally:
         for src in handles.values():
