@@ -72,7 +72,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means: not a checkpoint we can trust
-        raise PackageError(f"this is not a geofm checkpoint, or it is damaged ({type(err).__name__}: {err})",
+        from .package import refused_pickle_reason
+
+        raise PackageError(f"this is not a geofm checkpoint, or it is damaged ({refused_pickle_reason(err)})",
                            path=path, fix=_RESUME_FROM) from err
     if not isinstance(payload, dict) or not all(key in payload for key in _REQUIRED):
         raise PackageError(f"this is not a geofm checkpoint: the file holds {_what(payload)}", path=path,

@@ -168,7 +168,7 @@ def _predict(args: argparse.Namespace) -> int:
     cfg = PredictConfig.from_dict(values_from_args(args, PredictConfig), source="the command line")
     check_outputs({"class map": args.out, "probabilities raster": cfg.probabilities,
                    "confidence raster": confidence_path(args.out) if cfg.confidence else None},
-                  {"model": args.model, "image": args.image})
+                  {"model package": args.model, "image": args.image})
     if cfg.resample_to_training:
         from .raster import require_geotransform
 

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from .config import PredictConfig
 from .errors import Cancelled, PredictionError
 from .events import CancelledEvent, Event, FinishedEvent, ProgressEvent, WarningEvent
+from .fileio import check_outputs
 from .inference.extent import geometries
 from .inference.job import CancelFlag, open_job
 from .inference.runner import Runner, device_of, runner_loader
 from .inference.sinks import ClassTally, open_geotiff_sinks
 from .inference.windows import window_starts
 from .qml import style_path, write_style
+from .raster import require_geotransform
 
 try:  # torch's native extensions load with this module, on the importing thread (geofm_qgis preloads it there)
     from .inference import torch_runner  # noqa: F401
@@ -63,6 +65,12 @@ def predict(
         geometries(config.polygon)
     raster = Path(raster)
     targets = _targets(raster, Path(output), config)
+    model = package if isinstance(package, (str, os.PathLike)) else getattr(package, "path", None)
+    check_outputs({f"{kind} output": path for kind, path in targets.items()},
+                  {"input raster": raster, "model package": model or None})
+    if config.resample_to_training:
+        require_geotransform(raster, "resampled to the training resolution",
+                             "georeference the raster, or predict without resampling to the training resolution")
     return _predict(runner_loader(package, config.device), raster, targets, config, cancel)
 
 

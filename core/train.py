@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from .config import TrainConfig
 from .events import Event
+from .fileio import check_train_outputs
 from .loop import Loop, LoopSettings
 from .tasks import CancelFlag
 from .tasks.segmentation import SegmentationTask
@@ -20,4 +21,5 @@ def train(config: TrainConfig, cancel: CancelFlag | None = None) -> Iterator[Eve
     :class:`~geofm.core.errors.GeoFMError` with a fix for every failure a user can act on.
     """
     config.validate()  # inside the generator, as every error: a front sees them where it consumes the events
+    check_train_outputs(config)  # before any data is read: no output may be an input, every folder writable
     yield from Loop(SegmentationTask(config), LoopSettings.from_config(config), cancel).run()

@@ -210,7 +210,8 @@ def test_save_package_and_checkpoint_on_a_full_disk(small_disk):
     opt = torch.optim.AdamW(model.parameters())
     with pytest.raises(OutputError, match="the disk is full"):
         save_checkpoint(small_disk / "m.last.ckpt", model, opt, torch.amp.GradScaler("cuda", enabled=False),
-                        Checkpoint(1, 0.5, 1, 0), TrainConfig(images=["a.tif"], labels=["b.tif"]))
+                        Checkpoint(1, 0.5, 1, 0), task="segmentation",
+                        config=TrainConfig(images=["a.tif"], labels=["b.tif"]).to_stored(), fingerprint={})
     assert only_probe_free(small_disk) == []
 
 

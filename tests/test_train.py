@@ -1,6 +1,7 @@
 """The training loop on tiny real GeoTIFFs: it learns, cancels cleanly, resumes exactly and fails clearly."""
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -202,9 +203,11 @@ def test_resume_whose_model_does_not_fit_is_a_clear_error_naming_the_checkpoint(
 @pytest.mark.parametrize("kind", ["state_dict", "package", "tensor"])
 def test_resume_from_a_file_that_is_not_a_checkpoint_names_it(tmp_path, scene, finished, resnet18_weights, kind):
     cfg, _ = finished
-    path = {"state_dict": resnet18_weights, "package": tmp_path / "m.geofm", "tensor": tmp_path / "t.pt"}[kind]
+    path = {"state_dict": resnet18_weights, "package": tmp_path / "other.geofm", "tensor": tmp_path / "t.pt"}[kind]
     if kind == "tensor":
         torch.save(torch.zeros(3), path)
+    if kind == "package":  # another run's package (this run's own would be refused as an output over an input)
+        shutil.copy(tmp_path / "m.geofm", path)
     with pytest.raises((ConfigError, PackageError)) as err:
         list(train(_config(tmp_path, scene, epochs=2, resume=str(path))))
     text = str(err.value)
