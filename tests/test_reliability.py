@@ -266,6 +266,7 @@ def test_single_class_labels_are_refused_naming_the_class(tmp_path, scene, capsy
 
 def test_training_pixels_per_class_count_each_pixel_once(tmp_path):
     from geofm.core.config import TrainConfig
+    from geofm.core.events import result_of
     from geofm.core.training_data import prepare_training_data
 
     labels = np.ones((128, 128), np.uint8)
@@ -274,7 +275,7 @@ def test_training_pixels_per_class_count_each_pixel_once(tmp_path):
     lbl = write_raster(tmp_path / "lbl.tif", labels)
     cfg = TrainConfig(images=[str(img)], labels=[str(lbl)], tile_size=32, overlap=75, val_fraction=0,
                       weights="none", output=str(tmp_path / "m.geofm"))
-    data = prepare_training_data(cfg)
+    data = result_of(prepare_training_data(cfg))
     assert "Training pixels per class: class 1 8,192, class 2 8,192" in data.summary
 
 
@@ -368,12 +369,13 @@ def test_image_problems_are_reported_under_the_image(tmp_path, scene, capsys):
     assert f"Error: {png}: The image nocrs.png has no CRS" in capsys.readouterr().err
 
 
-def test_a_failed_spatial_split_names_the_settings_that_work(tmp_path, scene, capsys):
+def test_a_split_that_finds_no_validation_tile_no_longer_fails(tmp_path, scene, capsys):
+    """Labels are split, not tiles (core/split.py): the scene whose tile split left no validation tile trains, with
+    validation labels held out in smaller blocks."""
     img, lbl = scene
-    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--overlap", "0")) == 1
-    err = capsys.readouterr().err
-    assert "--split-block 32 (with --val-share 0.2, it leaves 3 training and 1 validation tiles)" in err
-    assert "--val-share 0" in err
+    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--overlap", "0")) == 0
+    out = capsys.readouterr().out
+    assert "validation tiles" in out and ", validating on 0" not in out
 
 
 def test_a_refused_pickle_never_suggests_weights_only_false(tmp_path, package, capsys):
