@@ -1,16 +1,95 @@
-"""Backbone weights: ImageNet (torchvision), none, or a local torchvision-format state dict."""
+"""Backbone weights: ImageNet (torchvision), none, a local torchvision-format state dict, or a geofm backbone
+package (``geofm pretrain``) whose first conv already takes the image's bands."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .errors import ConfigError, InputError
+from .normalise import BandStats
 from .registries import BACKBONES
 
 StateDict = dict[str, torch.Tensor]
+
+
+@dataclass
+class Pretrained:
+    """Weights to start a backbone from. ``native``: the first conv already takes the image's bands, in the image's
+    order (no RGB adaptation); ``stats``: the normalisation the weights expect (None: the image's own);
+    ``record``: what the model package says about where the weights came from (name, licence)."""
+
+    state: StateDict
+    native: bool = False
+    stats: BandStats | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def load_pretrained(backbone: str, weights: str | os.PathLike, in_channels: int,
+                    band_names: list[str] | None = None) -> Pretrained | None:
+    """The weights a segmentation model of ``in_channels`` bands (named ``band_names`` when known) starts from.
+
+    A geofm backbone package must be of the same backbone and bands (count, and names when both have them);
+    its first conv is used as it is. Anything else goes through :func:`load_backbone_weights` (3-band kernels the
+    model adapts). ``None`` for ``'none'``.
+    """
+    if str(weights) not in ("none", "imagenet") and _is_backbone_package(weights):
+        package = load_backbone_for(backbone, weights, in_channels, band_names)
+        return Pretrained(package.state, native=True, stats=package.stats, record=backbone_record(package))
+    state = load_backbone_weights(backbone, weights)
+    if state is None:
+        return None
+    return Pretrained(state, record={"weights": str(weights) if str(weights) == "imagenet" else Path(weights).name})
+
+
+def load_backbone_for(backbone: str, path: str | os.PathLike, in_channels: int, band_names: list[str] | None,
+                      image: str | None = None):
+    """A backbone package checked against the run: the same backbone, the same band count, the same band names
+    when both have them. ConfigError naming both otherwise."""
+    from .package import load_backbone_package
+
+    package = load_backbone_package(path)
+    fix = "pretrain the backbone again with geofm pretrain"
+    if package.backbone in BACKBONES.names():
+        conv = package.state.get("conv1.weight")
+        first = {"conv1.weight": conv[:, :3]} if conv is not None and conv.ndim == 4 else {}
+        _check_architecture(package.backbone, {**package.state, **first}, Path(path), fix)
+    where = f" of {image}" if image else ""
+    if package.backbone != backbone:
+        raise ConfigError(f"the backbone package holds a {package.backbone}, but this run trains a {backbone}",
+                          path=path, fix=f"train with --backbone {package.backbone}")
+    if package.in_channels != in_channels:
+        raise ConfigError(f"the backbone was pretrained on {package.in_channels} band(s)"
+                          f"{_names(package.band_names)}, but the image{where} has {in_channels}{_names(band_names)}",
+                          path=path, fix="fine-tune on images with the bands the backbone was pretrained on, or "
+                                         "pretrain a backbone on these images")
+    if package.band_names and band_names and [n.lower() for n in package.band_names] != [
+            n.lower() for n in band_names]:
+        raise ConfigError(f"the backbone was pretrained on bands {_names(package.band_names).strip()}, but the "
+                          f"image{where} has bands {_names(band_names).strip()}", path=path,
+                          fix="use an image with the same bands in the same order (or clear its band descriptions "
+                              "if only the names differ)")
+    return package
+
+
+def backbone_record(package) -> dict[str, Any]:
+    trained = package.metadata.get("trained_on") or {}
+    return {"weights": Path(package.path).name, "kind": "backbone", "licence": package.licence,
+            "method": trained.get("method"), "trained_on": [f.get("name") for f in trained.get("files", [])]}
+
+
+def _names(names: list[str] | None) -> str:
+    return f" ({', '.join(names)})" if names else ""
+
+
+def _is_backbone_package(path: str | os.PathLike) -> bool:
+    from .package import is_backbone_package
+
+    return Path(path).is_file() and is_backbone_package(path)
 
 
 def load_backbone_weights(backbone: str, weights: str | os.PathLike) -> StateDict | None:

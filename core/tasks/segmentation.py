@@ -17,8 +17,10 @@ from ..events import Event
 from ..fileio import write_json
 from ..metrics import ConfusionMatrix
 from ..model import build_model
-from ..package import save_package
+from ..package import is_backbone_package, save_package
+from ..raster import open_raster
 from ..training_data import TrainingData, package_metadata_for, prepare_training_data
+from ..weights import backbone_record, load_backbone_for
 from . import CancelFlag, Task
 
 
@@ -42,13 +44,32 @@ class SegmentationTask(Task):
 
     # -- data ---------------------------------------------------------------------------------------------------
     def prepare(self, cancel: CancelFlag | None) -> Iterator[Event]:
+        fixed = self._pretrained_stats()  # before reading any data: wrong bands fail at once
         try:  # progress, warnings (e.g. a tolerated CRS difference) and cancellation arrive as events
-            self.data = yield from prepare_training_data(self.config, cancel)
+            self.data = yield from prepare_training_data(self.config, cancel, stats=fixed)
         except Cancelled:
             return  # the loop sees the cancel flag and says nothing was written
         weight = self.data.class_weights if self.config.class_weights else None
         self._loss = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
         self.summary = self.data.summary
+
+    def _pretrained_stats(self):
+        """A pretrained backbone package's normalisation statistics, after checking its bands against the first
+        image's; None for other weights (the run computes its own)."""
+        cfg = self.config
+        self.pretrained: dict[str, Any] | None = None
+        if cfg.weights in ("none", "imagenet") or not is_backbone_package(cfg.weights):
+            return None
+        with open_raster(cfg.images[0]) as src:
+            names = [d or "" for d in src.descriptions]
+            count = src.count
+        package = load_backbone_for(cfg.backbone, cfg.weights, count, names if any(names) else None, cfg.images[0])
+        self.pretrained = backbone_record(package)
+        if cfg.normalisation != "global":
+            self.notes.append(f"the backbone was pretrained with global normalisation; this run uses "
+                              f"{cfg.normalisation} normalisation, which the backbone has not seen")
+            return None
+        return package.stats
 
     def train_dataset(self):
         return self.data.train
@@ -60,7 +81,7 @@ class SegmentationTask(Task):
     def build_model(self) -> nn.Module:
         cfg, data = self.config, self.data
         return build_model(cfg.backbone, cfg.decoder, data.in_channels, data.classes.num_classes, cfg.weights,
-                           cfg.rgb_bands, notes=self.notes)  # offline ImageNet: from scratch, with a note
+                           cfg.rgb_bands, notes=self.notes, band_names=data.band_names)  # offline ImageNet: from scratch, with a note
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
@@ -90,6 +111,8 @@ class SegmentationTask(Task):
     def save_best(self, path: str, model: nn.Module, epoch: int, metrics: dict[str, Any],
                   history: list[dict[str, Any]]) -> None:
         meta = package_metadata_for(self.config, self.data, metrics, history, epoch)
+        if getattr(self, "pretrained", None):
+            meta["pretrained"] = self.pretrained  # which weights it started from, and their licence
         save_package(path, model, meta)
         write_json(metrics_path(path), meta["metrics"])
 
