@@ -60,6 +60,11 @@ class TrainConfig:
         "imagenet", kind="weights", choices="weight_sources", label="Pretrained weights",
         help="Where the backbone starts from: pretrained weights, none (from scratch) or a weights file.",
         cli=True, dialog=True, processing=True, saved=True)
+    band_map: str | None = setting(
+        None, kind="str", label="Band map", nullable=True, advanced=True,
+        help="Published weights: the weights band each image band is, comma-separated (e.g. B2,B3,B4,B8); empty: "
+             "placed by band description or wavelength.",
+        cli=True, dialog=False, processing=True, saved=True)
     rgb_bands: list[int] = setting(
         default_factory=lambda: [0, 1, 2], kind="ints", label="Red, green, blue bands",
         help="The (0-based) bands holding red, green and blue, so RGB-pretrained weights see colours they know.",

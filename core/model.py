@@ -27,6 +27,7 @@ def build_model(
     rgb_bands: Sequence[int] | None = (0, 1, 2),
     notes: list[str] | None = None,
     band_names: list[str] | None = None,
+    band_map: str | None = None,
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
@@ -39,7 +40,8 @@ def build_model(
     :meth:`SegmentationModel.freeze_backbone`. Given a ``notes`` list, pretrained weights that cannot be fetched
     (offline) are replaced by random ones and a note for the user is appended, instead of an error. A backbone
     package (``geofm pretrain``) brings a first conv for these very bands (checked against ``band_names``): it is
-    used as it is, without RGB adaptation. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
+    used as it is, without RGB adaptation; published weights (:mod:`.published_weights`) get one built from the
+    kernels of the bands ``band_names`` (or ``band_map``, weights band names) place the image's bands on. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
     """
     decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
@@ -50,7 +52,7 @@ def build_model(
     rgb = _check_rgb_bands(rgb_bands, in_channels)
     net = BACKBONES.load(backbone).build()
     try:
-        pretrained = load_pretrained(backbone, weights, in_channels, band_names)
+        pretrained = load_pretrained(backbone, weights, in_channels, band_names, band_map)
     except WeightsUnavailable as err:
         if notes is None:
             raise

@@ -150,3 +150,9 @@ def test_gpu_check_runs_the_shipping_loop(tmp_path, monkeypatch):
     assert 0 <= result.data_wait_s <= result.seconds
     text = gpu_check.report(setup, result)
     assert "core/loop.Loop" in text and "n/a (not a CUDA device)" in text
+
+
+def test_a_time_budget_ends_the_run_as_finished_after_the_last_epoch_that_fits(tmp_path):
+    events = list(Loop(DenoisingTask(), _settings(tmp_path, epochs=50, time_limit_s=1e-6)).run())
+    assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [1]
+    assert isinstance(events[-1], FinishedEvent) and events[-1].summary["epochs_run"] == 1

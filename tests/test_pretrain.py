@@ -164,3 +164,27 @@ def test_finetuning_starts_from_the_backbone_first_conv(tmp_path, pretrained):
     assert torch.equal(model.backbone.conv1.weight, backbone.state["conv1.weight"])
     assert torch.equal(model.backbone.layer4[1].conv2.weight, backbone.state["layer4.1.conv2.weight"])
     assert task.data.stats.mean == backbone.stats.mean, "the run normalises with the backbone's statistics"
+
+
+def test_the_fine_tuned_package_records_the_backbone_and_its_licence(tmp_path, pretrained):
+    from geofm.core.config import TrainConfig
+    from geofm.core.train import train
+
+    image, labels = separable_scene(tmp_path, size=96, bands=4)
+    cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=pretrained[0].output, tile_size=32,
+                      epochs=1, device="cpu", num_workers=0, decoder="simple", output=str(tmp_path / "m.geofm"))
+    assert isinstance(list(train(cfg))[-1], FinishedEvent)
+    record = load_package(cfg.output).metadata["pretrained"]
+    assert record["kind"] == "backbone" and record["licence"] == "CC-BY-4.0" and record["method"] == "simsiam"
+
+
+def test_a_backbone_of_other_bands_is_refused_naming_both(tmp_path, pretrained):
+    from geofm.core.config import TrainConfig
+    from geofm.core.train import train
+
+    image, labels = separable_scene(tmp_path, size=96, bands=3)
+    cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=pretrained[0].output, tile_size=32,
+                      epochs=1, device="cpu", num_workers=0, output=str(tmp_path / "m.geofm"))
+    with pytest.raises(ConfigError, match=r"pretrained on 4 band\(s\) \(blue, green, red, nir\), but the image of "
+                                          r".*image.tif has 3"):
+        list(train(cfg))

@@ -17,10 +17,9 @@ from ..events import Event
 from ..fileio import write_json
 from ..metrics import ConfusionMatrix
 from ..model import build_model
-from ..package import is_backbone_package, save_package
-from ..raster import open_raster
+from ..package import save_package
 from ..training_data import TrainingData, package_metadata_for, prepare_training_data
-from ..weights import backbone_record, load_backbone_for
+from ..weights import pretrained_for_images
 from . import CancelFlag, Task
 
 
@@ -54,22 +53,16 @@ class SegmentationTask(Task):
         self.summary = self.data.summary
 
     def _pretrained_stats(self):
-        """A pretrained backbone package's normalisation statistics, after checking its bands against the first
-        image's; None for other weights (the run computes its own)."""
+        """A backbone package's or published weights' normalisation statistics, after checking (or placing) the
+        image's bands against theirs; None for other weights (the run computes its own)."""
         cfg = self.config
-        self.pretrained: dict[str, Any] | None = None
-        if cfg.weights in ("none", "imagenet") or not is_backbone_package(cfg.weights):
+        stats, self.pretrained, self.band_map = pretrained_for_images(cfg.backbone, cfg.weights, cfg.images[0],
+                                                                      cfg.band_map)
+        if stats is not None and cfg.normalisation != "global":
+            self.notes.append(f"the pretrained weights expect their own input scaling (global); this run uses "
+                              f"{cfg.normalisation} normalisation, which they have not seen")
             return None
-        with open_raster(cfg.images[0]) as src:
-            names = [d or "" for d in src.descriptions]
-            count = src.count
-        package = load_backbone_for(cfg.backbone, cfg.weights, count, names if any(names) else None, cfg.images[0])
-        self.pretrained = backbone_record(package)
-        if cfg.normalisation != "global":
-            self.notes.append(f"the backbone was pretrained with global normalisation; this run uses "
-                              f"{cfg.normalisation} normalisation, which the backbone has not seen")
-            return None
-        return package.stats
+        return stats
 
     def train_dataset(self):
         return self.data.train
@@ -81,7 +74,8 @@ class SegmentationTask(Task):
     def build_model(self) -> nn.Module:
         cfg, data = self.config, self.data
         return build_model(cfg.backbone, cfg.decoder, data.in_channels, data.classes.num_classes, cfg.weights,
-                           cfg.rgb_bands, notes=self.notes, band_names=data.band_names)  # offline ImageNet: from scratch, with a note
+                           cfg.rgb_bands, notes=self.notes, band_names=data.band_names,
+                           band_map=getattr(self, "band_map", None) or cfg.band_map)  # offline ImageNet: from scratch, with a note
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
