@@ -122,3 +122,19 @@ def test_train_dialog_offers_my_pretrained_backbone(plugin, tmp_path):
     again = plugin.open_train()
     assert again.weights_combo.currentData() == "backbone" and again.weights_file.filePath() == str(backbone)
     again.close()
+
+
+def test_model_info_says_a_backbone_is_a_backbone(plugin, tmp_path):
+    from geofm.core.config import PretrainConfig
+    from geofm.core.pretrain import pretrain
+
+    config = PretrainConfig(images=[str(_raster(tmp_path / "a.tif"))], epochs=1, steps_per_epoch=1, batch_size=2,
+                            crop_size=32, device="cpu", num_workers=0, licence="CC0-1.0",
+                            output=str(tmp_path / "bb.geofm"))
+    list(pretrain(config))
+    dialog = plugin.open_info()
+    dialog.file_widget.setFilePath(config.output)
+    text = dialog.browser.toPlainText()
+    assert "Pretrained backbone" in text and "3 " not in text.split("Bands:")[0] and "CC0-1.0" in text
+    assert not dialog.export_button.isEnabled()
+    dialog.close()
