@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis python3-gdal python3-rasterio python3-venv pyt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup test lint demo bench bench-quality gpu-check package run-qgis screenshots clean
+.PHONY: setup test lint demo bench bench-quality bench-pretrain gpu-check package run-qgis screenshots clean
 
 setup: $(VENV)/.installed  ## Install system packages, make .venv and install geofm into it (safe to rerun)
 
@@ -37,6 +37,9 @@ bench: setup  ## Speed and memory benchmarks; results go to benchmarks/RESULTS.m
 
 bench-quality: setup  ## geofm's defaults against a random forest on every real scene of ../shared/data, 3 seeds (CPU: hours)
 	$(PY) benchmarks/bench_quality.py
+
+bench-pretrain: setup  ## Pretrained on the scene vs from scratch (all and 25 % of the labels), every scene, 3 seeds, and pretraining time for 1000 × 1000 px on 2 cores (CPU: hours)
+	$(PY) benchmarks/bench_pretrain.py
 
 gpu-check: setup  ## Mixed-precision training throughput on a GPU (says so and exits 0 without one)
 	$(PY) benchmarks/gpu_check.py

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 #: Benchmarks too long for `make bench`; they run when named (ONLY=...) or by their own make target.
-BY_NAME_ONLY = {"bench_quality"}
+BY_NAME_ONLY = {"bench_quality", "bench_pretrain"}
 
 
 def gather() -> None:

@@ -1,4 +1,4 @@
-"""``geofm`` on the command line: check, train, evaluate, info, predict and export. Errors print without a traceback."""
+"""``geofm`` on the command line: check, train, pretrain, evaluate, info, predict and export. Errors print without a traceback."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .cli_settings import add_setting_flags, values_from_args
-from .config import PredictConfig, TrainConfig
+from .config import PredictConfig, PretrainConfig, TrainConfig
 from .errors import ConfigError, GeoFMError, GeoFMWarning
 from .events import (
     CancelledEvent,
@@ -113,6 +113,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 @_gdal_said
+def _pretrain(args: argparse.Namespace) -> int:
+    from .distributed import is_main_process
+    from .pretrain import pretrain
+
+    config = PretrainConfig.from_dict(values_from_args(args, PretrainConfig), source="the command line")
+    main_process = is_main_process()
+    result = drive(pretrain(config), quiet=not main_process, show_warnings=main_process)
+    if result and main_process:
+        print(f"Backbone written to {result.path}; fine-tune from it with: geofm train --weights {result.path} …")
+    return 0
+
+
+@_gdal_said
 def _evaluate(args: argparse.Namespace) -> int:
     from .config import is_vector
     from .errors import ConfigError
@@ -142,11 +155,18 @@ def _info(args: argparse.Namespace) -> int:
     if is_onnx(args.model):  # the metadata it was exported with; neither torch nor onnxruntime needed
         meta = read_geofm_metadata(args.model)
     else:
-        from .package import load_package
+        from .package import BACKBONE, read_package_metadata
 
-        meta = load_package(args.model).metadata
+        meta = read_package_metadata(args.model)
+        if meta.get("kind") != BACKBONE:
+            from .package import load_package
+
+            meta = load_package(args.model).metadata
     if args.json:
         print(json.dumps(meta, indent=2))
+        return 0
+    if meta.get("kind") == "backbone":
+        _print_backbone(args.model, meta)
         return 0
     arch = meta["architecture"]
     print(f"{'ONNX model (exported by geofm)' if is_onnx(args.model) else 'Model package'} {args.model}")
@@ -157,6 +177,19 @@ def _info(args: argparse.Namespace) -> int:
     print("  classes: " + ", ".join(f"{c['value']} {c['name']} ({c['colour']})" for c in meta["classes"]))
     print_metrics(meta.get("metrics") or {})
     return 0
+
+
+def _print_backbone(path: str, meta: dict[str, Any]) -> None:
+    bands = meta["bands"]
+    names = f" ({', '.join(bands['names'])})" if bands.get("names") else ""
+    print(f"Pretrained backbone (not a segmentation model) {path}")
+    print(f"  {meta['backbone']}, {bands['count']} band(s){names}, normalisation {meta['normalisation']['mode']}")
+    trained = meta.get("trained_on") or {}
+    files = ", ".join(f"{f['name']} ({f['width']} × {f['height']} px)" for f in trained.get("files", []))
+    print(f"  {trained.get('method', 'unknown method')}, {trained.get('steps', '?')} steps of "
+          f"{trained.get('batch_size', '?')} crops of {trained.get('crop_size', '?')} px on: {files or 'unknown'}")
+    print(f"  licence: {meta.get('licence') or 'not given'}")
+    print(f"  fine-tune from it: geofm train --weights {path} --backbone {meta['backbone']} …")
 
 
 @_gdal_said
@@ -324,6 +357,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="JSON file of TrainConfig settings (flags override it)")
     add_setting_flags(t, TrainConfig)
     t.set_defaults(run=_train)
+
+    pt = sub.add_parser("pretrain", help="pretrain a backbone on unlabelled rasters (self-supervised)")
+    add_setting_flags(pt, PretrainConfig)
+    pt.set_defaults(run=_pretrain)
 
     e = sub.add_parser("evaluate", help="score a model package against reference labels")
     e.add_argument("--model", required=True)

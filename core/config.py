@@ -60,6 +60,11 @@ class TrainConfig:
         "imagenet", kind="weights", choices="weight_sources", label="Pretrained weights",
         help="Where the backbone starts from: pretrained weights, none (from scratch) or a weights file.",
         cli=True, dialog=True, processing=True, saved=True)
+    band_map: str | None = setting(
+        None, kind="str", label="Band map", nullable=True, advanced=True,
+        help="Published weights: the weights band each image band is, comma-separated (e.g. B2,B3,B4,B8); empty: "
+             "placed by band description or wavelength.",
+        cli=True, dialog=False, processing=True, saved=True)
     rgb_bands: list[int] = setting(
         default_factory=lambda: [0, 1, 2], kind="ints", label="Red, green, blue bands",
         help="The (0-based) bands holding red, green and blue, so RGB-pretrained weights see colours they know.",
@@ -196,6 +201,104 @@ class TrainConfig:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
         return cls.from_dict(read_json(path), source=str(path))
+
+
+PRETRAIN_SCHEMA = 1
+
+
+@dataclass
+class PretrainConfig:
+    """Self-supervised pretraining of a backbone on unlabelled rasters (see :mod:`.tasks.pretrain`)."""
+
+    images: list[str] = setting(
+        default_factory=list, kind="paths", label="Images", flags=("--image",),
+        help="Unlabelled rasters of your area, all with the same bands; repeat --image for several (e.g. dates).",
+        cli=True, dialog=True, processing=True, saved=False)
+    backbone: str = setting(
+        "resnet18", kind="choice", choices="backbones", label="Backbone",
+        help="The feature extractor to pretrain; fine-tune with the same backbone.",
+        cli=True, dialog=True, processing=True, saved=True)
+    minutes: float = setting(
+        0.0, kind="float", label="Time budget", unit="min", minimum=0, maximum=100000,
+        help="Train for about this long (whole epochs, estimated from a timed step); 0: run the given epochs.",
+        cli=True, dialog=True, processing=True, saved=True)
+    epochs: int = setting(
+        20, kind="int", label="Epochs", minimum=1, maximum=100000,
+        help="Passes of steps-per-epoch batches (when no time budget is given).",
+        cli=True, dialog=False, processing=True, saved=True)
+    steps_per_epoch: int = setting(
+        50, kind="int", label="Steps per epoch", minimum=1, maximum=100000, advanced=True,
+        help="Batches of random crops per epoch; a checkpoint is written after each epoch.",
+        cli=True, dialog=True, processing=True, saved=True)
+    crop_size: int = setting(
+        64, kind="int", label="Crop size", unit="px", minimum=32, maximum=1024, flags=("--crop", "--crop-size"),
+        help="Side of the random crops the two views are cut from.",
+        cli=True, dialog=True, processing=True, saved=True)
+    batch_size: int = setting(
+        16, kind="int", label="Batch size", minimum=2, maximum=1024, flags=("--batch", "--batch-size"),
+        help="Crops per step (at least 2: the projector's batch norm needs a batch).",
+        cli=True, dialog=True, processing=True, saved=True)
+    lr: float = setting(
+        1e-3, kind="float", label="Learning rate", minimum=1e-6, maximum=1.0, advanced=True,
+        help="Step size of the AdamW optimiser.",
+        cli=True, dialog=True, processing=True, saved=True)
+    weight_decay: float = setting(
+        1e-4, kind="float", label="Weight decay", minimum=0.0, maximum=1.0, advanced=True,
+        help="AdamW's pull of the weights toward zero.",
+        cli=True, dialog=True, processing=True, saved=True)
+    temporal_pairs: bool = setting(
+        False, kind="bool", label="Two dates as the positive pair", advanced=True,
+        help="With several images on the same grid, the two views of a crop come from two different images "
+             "(dates) of the same place.",
+        cli=True, dialog=True, processing=True, saved=True)
+    seed: int = setting(
+        0, kind="int", label="Random seed", minimum=0, maximum=2**31 - 1, advanced=True,
+        help="Makes the crops, augmentations and initial weights repeatable.",
+        cli=True, dialog=True, processing=True, saved=True)
+    device: str = setting(
+        "auto", kind="choice", choices="devices", label="Device", help="Where the model runs.",
+        cli=True, dialog=True, processing=True, saved=True)
+    num_workers: int | None = setting(
+        None, kind="int", label="Loader workers", minimum=0, maximum=64, nullable=True, flags=("--workers",),
+        help="Processes reading crops; empty: chosen for the device.",
+        cli=True, dialog=False, processing=False, saved=False)
+    licence: str = setting(
+        "", kind="str", label="Licence", advanced=True,
+        help="The licence you give the backbone (e.g. CC-BY-4.0); recorded in the package.",
+        cli=True, dialog=True, processing=True, saved=True)
+    output: str = setting(
+        "backbone.geofm", kind="path", label="Save backbone as", flags=("--out",),
+        help="The backbone package to write (.geofm); a .last.ckpt for resuming is written beside it.",
+        cli=True, dialog=True, processing=True, saved=True)
+    resume: str | None = setting(
+        None, kind="path", label="Resume from", nullable=True,
+        help="The .last.ckpt of an interrupted pretraining run with the same data settings.",
+        cli=True, dialog=False, processing=False, saved=False)
+
+    def validate(self) -> PretrainConfig:
+        """Raise :class:`ConfigError` for anything out of range or inconsistent; return self so calls chain."""
+        check_values(PretrainConfig, self.to_dict(), "the pretraining settings")
+        if not self.images:
+            raise ConfigError("no image raster given", fix="pass at least one image (--image)")
+        if self.temporal_pairs and len(self.images) < 2:
+            raise ConfigError("two-date positive pairs need at least two images of the same place",
+                              fix="pass a second --image of another date, or leave out --temporal-pairs")
+        if not str(self.output).endswith(".geofm"):
+            raise ConfigError("the backbone package name must end in .geofm", path=self.output,
+                              fix=f"use {Path(self.output).with_suffix('.geofm')}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_stored(self) -> dict[str, Any]:
+        return {"schema_version": PRETRAIN_SCHEMA, **self.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "the pretraining settings") -> PretrainConfig:
+        if isinstance(data, dict):
+            data = upgrade(data, PRETRAIN_SCHEMA, {}, "pretraining settings", source, PRETRAIN_SCHEMA)
+        return cls(**check_values(cls, data, source))
 
 
 @dataclass

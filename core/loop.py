@@ -63,6 +63,7 @@ class LoopSettings:
     device: str = "auto"
     num_workers: int | None = None
     resume: str | None = None
+    time_limit_s: float = 0.0  # stop after the last whole epoch that fits this budget; 0: no budget
 
     @classmethod
     def from_config(cls, config: Any) -> LoopSettings:
@@ -123,6 +124,7 @@ class Loop:
             self._check_epochs_left(self.state.epoch, epochs)
         yield StartEvent(epochs, math.ceil(len(loader) / s.accumulate), len(loader.dataset),
                          len(val) if val_loader else 0, str(self.device), task.summary)
+        run_started = time.perf_counter()
         for epoch in range(self.state.epoch + 1, epochs + 1):
             started = time.perf_counter()
             net = self._start_epoch(epoch, loader)
@@ -140,6 +142,8 @@ class Loop:
             improved = self._record(epoch, train_loss, val_loss, metrics)
             yield from self._save(epoch, improved, metrics)
             if s.patience and self.state.stale_epochs >= s.patience:
+                break
+            if self._out_of_time(run_started, time.perf_counter() - started):
                 break
             if self._cancelled():
                 yield self._cancel_event()
@@ -309,6 +313,13 @@ class Loop:
     def _summary(self) -> dict[str, Any]:
         return {"best_epoch": self.state.best_epoch, "epochs_run": self.state.epoch,
                 "metrics": self.state.best_metrics, "history": self.state.history}
+
+    def _out_of_time(self, run_started: float, epoch_seconds: float) -> bool:
+        """True when another epoch as long as the last would overrun ``time_limit_s`` (a time-budgeted run ends
+        as a finished one, with its last epoch saved)."""
+        limit = self.settings.time_limit_s
+        late = bool(limit) and time.perf_counter() - run_started + epoch_seconds > limit
+        return any_across(late, self.ctx, self.device)
 
     def _cancelled(self) -> bool:
         return any_across(bool(self.cancel and self.cancel.is_set()), self.ctx, self.device)

@@ -12,7 +12,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 
 from .errors import ConfigError
 from .registries import BACKBONES, DECODERS
-from .weights import WeightsUnavailable, load_backbone_weights
+from .weights import WeightsUnavailable, load_pretrained
 
 #: Backbone stage names a decoder may use -> the torchvision ResNet child that yields it.
 _STAGE_LAYERS = {"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
@@ -26,6 +26,8 @@ def build_model(
     weights: str | os.PathLike = "none",
     rgb_bands: Sequence[int] | None = (0, 1, 2),
     notes: list[str] | None = None,
+    band_names: list[str] | None = None,
+    band_map: str | None = None,
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
@@ -36,7 +38,10 @@ def build_model(
     with ``'none'`` an N-band first conv is initialised as torchvision initialises its convs. ``rgb_bands``
     names the (0-based) bands holding red, green and blue. Freeze the backbone with
     :meth:`SegmentationModel.freeze_backbone`. Given a ``notes`` list, pretrained weights that cannot be fetched
-    (offline) are replaced by random ones and a note for the user is appended, instead of an error. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
+    (offline) are replaced by random ones and a note for the user is appended, instead of an error. A backbone
+    package (``geofm pretrain``) brings a first conv for these very bands (checked against ``band_names``): it is
+    used as it is, without RGB adaptation; published weights (:mod:`.published_weights`) get one built from the
+    kernels of the bands ``band_names`` (or ``band_map``, weights band names) place the image's bands on. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
     """
     decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
@@ -47,13 +52,17 @@ def build_model(
     rgb = _check_rgb_bands(rgb_bands, in_channels)
     net = BACKBONES.load(backbone).build()
     try:
-        state = load_backbone_weights(backbone, weights)
+        pretrained = load_pretrained(backbone, weights, in_channels, band_names, band_map)
     except WeightsUnavailable as err:
         if notes is None:
             raise
         notes.append(f"{err.problem}. Training starts from random weights instead. To use them: {err.fix}.")
-        state = None
-    if state is not None:
+        pretrained = None
+    state = pretrained.state if pretrained is not None else None
+    if pretrained is not None and pretrained.native:
+        net.conv1 = _conv_like(net.conv1, in_channels, state["conv1.weight"])
+        net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
+    elif state is not None:
         net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
         if in_channels != 3 or rgb != (0, 1, 2):
             net.conv1 = _conv_like(net.conv1, in_channels, adapt_first_conv(net.conv1.weight.data, in_channels, rgb))

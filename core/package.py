@@ -108,27 +108,11 @@ def save_package(path: str | os.PathLike, model: nn.Module, metadata: dict[str, 
 def load_package(path: str | os.PathLike, device: str | torch.device = "cpu") -> ModelPackage:
     """Read a package written by :func:`save_package`; PackageError for anything unreadable, unsafe or unknown."""
     path = Path(path)
-    if path.is_dir():
-        found = sorted(path.glob("*.geofm"))
-        hint = f", e.g. {found[0]}" if found else " (.geofm)"
-        raise PackageError("this is a folder, not a model package", path=path,
-                           fix=f"give the model package file inside it{hint}")
-    if not path.is_file():
-        raise PackageError("the model package does not exist", path=path, fix="check the path, or train a model first")
-    metadata, raw = _read_members(path)
-    _check_format(metadata, path)
+    metadata, state = _read_package(path)
+    if metadata.get("kind") == BACKBONE:
+        raise PackageError("this is a pretrained backbone, not a segmentation model: it cannot predict",
+                           path=path, fix=f"fine-tune a model from it: geofm train --weights {path} …")
     _check_metadata(metadata, path)
-    try:
-        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise PackageError(
-            f"refused to load the weights: they hold objects other than tensors, which could run code "
-            f"({refused_pickle_reason(err)})",
-            path=path,
-            fix="only open packages written by geofm from a source you trust; re-export the model with geofm",
-        ) from err
-    except Exception as err:
-        raise PackageError(f"the weights are damaged ({type(err).__name__}: {err})", path=path, fix=_REEXPORT) from err
     try:
         model = build_model(**metadata["architecture"], weights="none")
         model.load_state_dict(state)
@@ -167,6 +151,112 @@ def refused_pickle_reason(err: BaseException) -> str:
             continue
         keep.append(part.replace("WeightsUnpickler error: ", ""))
     return " ".join(keep) or "objects that are not tensors"
+
+
+BACKBONE = "backbone"
+
+
+@dataclass
+class BackbonePackage:
+    """A pretrained backbone (``kind: "backbone"``): torchvision-named weights for ``in_channels`` bands, the
+    normalisation statistics it was trained with, and where it came from."""
+
+    state: dict[str, torch.Tensor]
+    metadata: dict[str, Any]
+    backbone: str
+    in_channels: int
+    band_names: list[str] | None
+    stats: BandStats | None
+    licence: str
+    path: str = ""
+
+
+def backbone_metadata(*, backbone: str, band_count: int, band_names: list[str] | None, stats: BandStats | None,
+                      trained_on: dict[str, Any], licence: str = "", config: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """The metadata :func:`save_backbone_package` expects."""
+    return {
+        "kind": BACKBONE,
+        "backbone": backbone,
+        "bands": {"count": int(band_count), "names": list(band_names) if band_names else None},
+        "normalisation": {"mode": "global", "stats": stats.to_dict() if stats is not None else None},
+        "trained_on": trained_on,
+        "licence": licence or "",
+        "pretrain_config": config or {},
+    }
+
+
+def save_backbone_package(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Write a backbone package (the same zip layout as a model package) atomically."""
+    conv = state.get("conv1.weight")
+    if conv is None or conv.shape[1] != metadata["bands"]["count"]:
+        raise PackageError("the backbone's first convolution does not match its band count", path=path,
+                           fix="build the metadata from the bands the backbone was trained on")
+    full = {"format_version": FORMAT_VERSION, **metadata, "versions": versions()}
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buffer)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr(METADATA, json.dumps(full, indent=2), compress_type=zipfile.ZIP_DEFLATED)
+        zf.writestr(WEIGHTS, buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
+
+
+def is_backbone_package(path: str | os.PathLike) -> bool:
+    """True for a readable zip whose metadata says ``kind: "backbone"`` (reads only the metadata)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return json.loads(zf.read(METADATA).decode("utf-8")).get("kind") == BACKBONE
+    except Exception:  # not a zip, no metadata, bad JSON: not a backbone package
+        return False
+
+
+def load_backbone_package(path: str | os.PathLike) -> BackbonePackage:
+    """Read a backbone package (weights only as tensors); PackageError for anything else."""
+    path = Path(path)
+    metadata, state = _read_package(path)
+    if metadata.get("kind") != BACKBONE:
+        raise PackageError("this package is a segmentation model, not a pretrained backbone", path=path,
+                           fix="pass a backbone package written by geofm pretrain")
+    try:
+        stats = metadata["normalisation"]["stats"]
+        return BackbonePackage(
+            state=state, metadata=metadata, backbone=str(metadata["backbone"]),
+            in_channels=int(metadata["bands"]["count"]), band_names=metadata["bands"].get("names"),
+            stats=BandStats.from_dict(stats) if stats else None, licence=str(metadata.get("licence") or ""),
+            path=str(path))
+    except (KeyError, TypeError, ValueError) as err:
+        raise PackageError(f"the backbone package's metadata is incomplete ({type(err).__name__}: {err})",
+                           path=path, fix="pretrain the backbone again") from err
+
+
+def read_package_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a model or backbone package, format-checked, weights read safely but not built."""
+    return _read_package(Path(path))[0]
+
+
+def _read_package(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    if path.is_dir():
+        found = sorted(path.glob("*.geofm"))
+        hint = f", e.g. {found[0]}" if found else " (.geofm)"
+        raise PackageError("this is a folder, not a model package", path=path,
+                           fix=f"give the model package file inside it{hint}")
+    if not path.is_file():
+        raise PackageError("the model package does not exist", path=path, fix="check the path, or train a model first")
+    metadata, raw = _read_members(path)
+    _check_format(metadata, path)
+    try:
+        state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise PackageError(
+            f"refused to load the weights: they hold objects other than tensors, which could run code "
+            f"({refused_pickle_reason(err)})",
+            path=path,
+            fix="only open packages written by geofm from a source you trust; re-export the model with geofm",
+        ) from err
+    except Exception as err:
+        raise PackageError(f"the weights are damaged ({type(err).__name__}: {err})", path=path, fix=_REEXPORT) from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise PackageError("the package's weights are not a state dict (name -> tensor)", path=path, fix=_REEXPORT)
+    return metadata, state
 
 
 def versions() -> dict[str, str]:

@@ -31,6 +31,19 @@ NORMALISATIONS.add("per_tile", "Per tile", "Each tile scaled by its own statisti
 WEIGHT_SOURCES = Registry("weight source")
 WEIGHT_SOURCES.add("imagenet", "ImageNet (pretrained)", "torchvision's ImageNet weights, downloaded once when online.")
 WEIGHT_SOURCES.add("none", "None (train from scratch)", "Random initial weights.")
+# Published geospatial backbones (core/published_weights.py holds their URLs, hashes, bands, scaling, licences).
+WEIGHT_SOURCES.add("ssl4eo-s12-moco-resnet18", "SSL4EO-S12 Sentinel-2 (ResNet-18)",
+                   "MoCo on Sentinel-2 L1C, 13 bands; CC-BY-4.0. Bands placed by description or wavelength.")
+WEIGHT_SOURCES.add("ssl4eo-s12-moco-resnet50", "SSL4EO-S12 Sentinel-2 (ResNet-50)",
+                   "MoCo on Sentinel-2 L1C, 13 bands; CC-BY-4.0. Bands placed by description or wavelength.")
+for _sensor, _name in (("tm", "Landsat 4–5 TM"), ("etm", "Landsat 7 ETM+"), ("oli-tirs", "Landsat 8–9 OLI/TIRS")):
+    for _net, _label in (("resnet18", "ResNet-18"), ("resnet50", "ResNet-50")):
+        WEIGHT_SOURCES.add(f"ssl4eo-l-{_sensor}-moco-{_net}", f"SSL4EO-L {_name} ({_label})",
+                           f"MoCo on {_name} top-of-atmosphere bands; CC0-1.0.")
+WEIGHT_SOURCES.add("seco-resnet18", "SeCo Sentinel-2 RGB (ResNet-18)", "Seasonal contrast on Sentinel-2 RGB; "
+                   "Apache-2.0.")
+WEIGHT_SOURCES.add("seco-resnet50", "SeCo Sentinel-2 RGB (ResNet-50)", "Seasonal contrast on Sentinel-2 RGB; "
+                   "Apache-2.0.")
 
 DEVICES = Registry("device")
 DEVICES.add("auto", "Best available", "A CUDA GPU, else Apple MPS, else the CPU.")

@@ -52,7 +52,7 @@ class TrainingData:
     tile_size: int  # the configured one, or smaller when an image is smaller
 
 
-def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None
+def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None, stats: BandStats | None = None
                           ) -> Generator[Event, None, TrainingData]:
     """Check every (image, labels) pair, build scenes and tiles, split them spatially and compute statistics.
 
@@ -60,7 +60,8 @@ def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None
     ``done`` of ``total`` files, windows or tiles; at most about :data:`EVENTS_PER_PHASE` per phase) and a
     WarningEvent for each note (a tolerated CRS difference, a constant band), and returns the
     :class:`TrainingData`: ``data = yield from prepare_training_data(config, cancel)``. Raises
-    :class:`~geofm.core.errors.Cancelled` between steps once ``cancel.is_set()``; it writes no file.
+    :class:`~geofm.core.errors.Cancelled` between steps once ``cancel.is_set()``; it writes no file. Given
+    ``stats`` (a pretrained backbone's), the run normalises with them instead of computing its own.
     """
     notes: list[str] = []  # filled by the checks below (warn_to=notes.append), drained into WarningEvents
     pairs = _pairs(config)
@@ -75,7 +76,8 @@ def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None
                                           TILING, notes, cancel)
     counts = split.train_counts
     check_several_classes(classes, counts, pairs[0][1] if len(pairs) == 1 else None)
-    stats = yield from _phase(_statistics(scenes, train, notes.append), STATISTICS, notes, cancel)
+    if stats is None:  # a pretrained backbone brings the statistics it was trained with
+        stats = yield from _phase(_statistics(scenes, train, notes.append), STATISTICS, notes, cancel)
     mode = config.normalisation
     per_class = ", ".join(f"{name} {count:,}" for name, count in zip(classes.names, counts))
     summary = (f"{split.summary()} {len(train)} training tiles, {len(val)} validation tiles of {tile} px."

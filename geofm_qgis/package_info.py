@@ -59,7 +59,10 @@ def read_metadata(path: str) -> dict[str, Any]:
 
 
 def summary_html(meta: dict[str, Any]) -> str:
-    """Classes with their colours, bands, tile size, resolution and validation metrics, as HTML."""
+    """Classes with their colours, bands, tile size, resolution and validation metrics, as HTML (for a pretrained
+    backbone: what it is, its bands, what it was trained on and its licence)."""
+    if meta.get("kind") == "backbone":
+        return backbone_html(meta)
     arch = meta.get("architecture", {})
     bands = meta.get("bands", {})
     names = bands.get("names")
@@ -86,6 +89,20 @@ def summary_html(meta: dict[str, Any]) -> str:
     table = (f"<table cellspacing='0' cellpadding='2'><tr><th></th><th>Value</th><th>Class</th><th>IoU</th></tr>"
              f"{rows}</table>")
     return "<br>".join(lines) + f"<p>{len(meta.get('classes', []))} classes:</p>" + table
+
+
+def backbone_html(meta: dict[str, Any]) -> str:
+    bands, trained = meta.get("bands", {}), meta.get("trained_on") or {}
+    names = bands.get("names")
+    files = ", ".join(f"{html.escape(str(f.get('name')))} ({f.get('width')} × {f.get('height')} px)"
+                      for f in trained.get("files", []))
+    return "<br>".join([
+        f"<b>Pretrained backbone</b> ({html.escape(str(meta.get('backbone', '?')))}), not a segmentation model: "
+        "choose it as “My pretrained backbone…” in Train model to fine-tune from it",
+        f"Bands: {bands.get('count', '?')}" + (f" ({html.escape(', '.join(names))})" if names else ""),
+        f"{html.escape(str(trained.get('method', '?')))}, {trained.get('steps', '?')} steps on: {files or '?'}",
+        f"Licence: {html.escape(meta.get('licence') or 'not given')}",
+    ])
 
 
 def _pct(value: float | None) -> str:
@@ -133,7 +150,8 @@ class ModelInfoDialog(QDialog):
         except PackageProblem as problem:
             self.browser.setHtml(f"<p style='color:#c62828'>{html.escape(str(problem))}</p>")
             return
-        self.export_button.setEnabled(Path(path).suffix.lower() == ".geofm")
+        self.export_button.setEnabled(Path(path).suffix.lower() == ".geofm" and "Pretrained backbone" not in
+                                      self.browser.toPlainText())
 
     def choose_export(self) -> None:
         """Ask where to write the .onnx, then export there."""

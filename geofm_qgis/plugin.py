@@ -49,7 +49,7 @@ class GeoFMPlugin:
         self.toolbar = self.iface.addToolBar("geofm")
         self.toolbar.setObjectName("geofmToolbar")
         for text, slot in (("Train model…", self.open_train), ("Predict…", self.open_predict),
-                           ("Model info…", self.open_info)):
+                           ("Model info…", self.open_info), ("Pretrain backbone…", self.open_pretrain)):
             action = QAction(QIcon(str(ICON)), text, self.iface.mainWindow())
             action.setObjectName(f"geofm{text.split()[0]}")
             action.triggered.connect(slot)
@@ -135,6 +135,17 @@ class GeoFMPlugin:
         self.dialog.show()
         return self.dialog
 
+    def open_pretrain(self) -> QDialog | None:
+        """Open the pretrain dialog; its config starts a pretraining task with the same live panel as training."""
+        if not self._engine_ready():
+            return None
+        from .pretrain_dialog import PretrainDialog
+
+        self.dialog = PretrainDialog(self.iface, self.iface.mainWindow())
+        self.dialog.start_pretraining.connect(self.start_pretraining)
+        self.dialog.show()
+        return self.dialog
+
     def open_predict(self) -> QDialog | None:
         """Open the predict dialog; its request starts a prediction task (with onnxruntime alone, .onnx models)."""
         if not self._engine_ready(predict_only_ok=True):
@@ -177,19 +188,41 @@ class GeoFMPlugin:
         QgsApplication.taskManager().addTask(task)
         return task
 
+    def start_pretraining(self, config) -> Any:
+        """Run ``pretrain(config)`` as a task with its own live panel (the events are training's)."""
+        from .engine_task import EngineTask, preload
+        from .train_panel import TrainPanel
+
+        preload("pretrain")
+
+        def job(cancel):
+            from ..core.pretrain import pretrain  # already loaded (preload)
+
+            return pretrain(config, cancel)
+
+        task = EngineTask(f"geofm: pretraining {Path(config.output).name}", job, self.iface.messageBar())
+        panel = TrainPanel(task, config.output, self.iface.mainWindow())
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+        task.ended.connect(lambda ok: self._training_ended(task, ok, "Pretraining", "backbone"))
+        self._track(task)
+        self.panels.append(panel)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
     def _track(self, task) -> None:
         """Keep ``task`` while it runs (for unload to cancel it); QGIS deletes it once it has ended."""
         self.tasks.append(task)
         task.ended.connect(lambda _ok: self.tasks.remove(task))
 
-    def _training_ended(self, task, ok: bool) -> None:  # noqa: FBT001
+    def _training_ended(self, task, ok: bool, what: str = "Training", saved: str = "model") -> None:  # noqa: FBT001
         bar = self.iface.messageBar()
         if ok:
-            self.last_model = task.result.path
-            push(bar, "geofm", f"Training finished: the model is saved to {task.result.path}.",
+            if saved == "model":
+                self.last_model = task.result.path
+            push(bar, "geofm", f"{what} finished: the {saved} is saved to {task.result.path}.",
                  Qgis.MessageLevel.Success, 10)
         elif task.error:
-            push(bar, "Training failed", task.error, Qgis.MessageLevel.Critical)
+            push(bar, f"{what} failed", task.error, Qgis.MessageLevel.Critical)
 
     def start_prediction(self, request) -> Any:
         """Run a prediction task; its layers are added when it ends (main thread)."""

@@ -11,7 +11,7 @@ ICON = Path(__file__).resolve().parent.parent / "icon.png"
 
 
 class GeoFMProvider(QgsProcessingProvider):
-    """Provider id 'geofm': algorithms 'geofm:train', 'geofm:predict' and 'geofm:export'."""
+    """Provider id 'geofm': algorithms 'geofm:train', 'geofm:predict', 'geofm:export' and 'geofm:pretrain'."""
 
     def id(self) -> str:  # noqa: A003 - QGIS API name
         return "geofm"
@@ -28,8 +28,10 @@ class GeoFMProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         from .export_algorithm import ExportAlgorithm
         from .predict_algorithm import PredictAlgorithm
+        from .pretrain_algorithm import PretrainAlgorithm
         from .train_algorithm import TrainAlgorithm
 
         self.addAlgorithm(TrainAlgorithm())
         self.addAlgorithm(PredictAlgorithm())
         self.addAlgorithm(ExportAlgorithm())
+        self.addAlgorithm(PretrainAlgorithm())

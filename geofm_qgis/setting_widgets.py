@@ -6,7 +6,7 @@ from typing import Any
 
 from qgis.gui import QgsCollapsibleGroupBox, QgsDoubleSpinBox, QgsFileWidget, QgsSpinBox
 from qgis.PyQt.QtCore import Qt
-from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QWidget
+from qgis.PyQt.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QWidget
 
 
 def widget_for(setting, value: Any) -> QWidget:
@@ -35,6 +35,8 @@ def widget_for(setting, value: Any) -> QWidget:
             widget.setItemData(widget.count() - 1, entry.help, Qt.ItemDataRole.ToolTipRole)
     elif kind == "path":
         widget = QgsFileWidget()
+    elif kind == "str":
+        widget = QLineEdit()
     else:
         raise ValueError(f"no dialog widget for setting kind {kind!r} ({setting.name})")
     suffix = "%" if setting.percent else setting.unit
@@ -54,6 +56,8 @@ def set_value(setting, widget: QWidget, value: Any) -> None:
         widget.setCurrentIndex(max(0, widget.findData(value)))
     elif setting.kind == "path":
         widget.setFilePath(value or "")
+    elif setting.kind == "str":
+        widget.setText(value or "")
     else:
         widget.setValue(value * 100 if setting.percent else value)
 
@@ -66,6 +70,9 @@ def value_of(setting, widget: QWidget) -> Any:
         return widget.currentData()
     if setting.kind == "path":
         return widget.filePath().strip()
+    if setting.kind == "str":
+        text = widget.text().strip()
+        return text or (None if setting.nullable else text)
     if setting.kind == "int":
         return int(widget.value())
     return widget.value() / 100 if setting.percent else float(widget.value())

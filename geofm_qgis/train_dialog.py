@@ -42,6 +42,8 @@ from .layer_sources import export_raster, layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, value_of, widget_for
 
+#: Weights choices that are a file, and the file filter each offers.
+FILE_KINDS = {"file": "PyTorch weights (*.pth *.pt)", "backbone": "geofm backbone package (*.geofm)"}
 VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
 
 
@@ -132,8 +134,9 @@ class TrainDialog(QDialog):
         for entry in WEIGHT_SOURCES:
             self.weights_combo.addItem(entry.label, entry.name)
         self.weights_combo.addItem("From a file…", "file")
+        self.weights_combo.addItem("My pretrained backbone…", "backbone")
         self.weights_combo.setCurrentIndex(self.weights_combo.findData(
-            remembered if remembered in WEIGHT_SOURCES else "file"))
+            remembered if remembered in WEIGHT_SOURCES else _file_kind(remembered)))
         self.weights_combo.setToolTip(shown["weights"].describe())
         self.weights_file = QgsFileWidget()
         self.weights_file.setFilter("PyTorch weights (*.pth *.pt)")
@@ -196,7 +199,9 @@ class TrainDialog(QDialog):
 
     # -- reacting ----------------------------------------------------------------------------------------------
     def _weights_changed(self) -> None:
-        self.weights_file.setVisible(self.weights_combo.currentData() == "file")
+        kind = self.weights_combo.currentData()
+        self.weights_file.setVisible(kind in FILE_KINDS)
+        self.weights_file.setFilter(FILE_KINDS.get(kind, FILE_KINDS["file"]))
 
     def _labels_changed(self, layer: QgsMapLayer | None) -> None:
         is_vector = isinstance(layer, QgsVectorLayer)
@@ -358,10 +363,11 @@ class TrainDialog(QDialog):
         if problem:
             raise InputProblem(problem)
         weights = self.weights_combo.currentData()
-        if weights == "file":
+        if weights in FILE_KINDS:
+            what = "backbone package (.geofm, from Pretrain backbone…)" if weights == "backbone" else "weights file"
             weights = self.weights_file.filePath()
             if not os.path.isfile(weights):
-                raise InputProblem("Choose the weights file, or pick ImageNet or None as pretrained weights.")
+                raise InputProblem(f"Choose the {what}, or pick ImageNet or None as pretrained weights.")
         config = TrainConfig(
             images=[image_path], labels=[label_path], label_field=field,
             classes=self.class_table.classes() or None,
@@ -382,7 +388,7 @@ class TrainDialog(QDialog):
         """Store the parameters in QgsSettings for the next session."""
         weights = self.weights_combo.currentData()
         settings.save({**self.setting_values(), "output": self.output_widget.filePath(),
-                       "weights": self.weights_file.filePath() if weights == "file" else weights})
+                       "weights": self.weights_file.filePath() if weights in FILE_KINDS else weights})
 
     def accept(self) -> None:
         """Validate; on success remember the parameters, hand the config on and close."""
@@ -394,6 +400,10 @@ class TrainDialog(QDialog):
         self.remember()
         self.start_training.emit(config)
         super().accept()
+
+
+def _file_kind(path: str) -> str:
+    return "backbone" if str(path).lower().endswith(".geofm") else "file"
 
 
 def _no_field_text(layer: QgsVectorLayer, field: str | None) -> str:

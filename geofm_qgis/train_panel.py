@@ -187,8 +187,14 @@ class TrainPanel(QgsDockWidget, EventHandler):
         self.canvas.draw_idle()
 
 def summary_html(summary: dict[str, Any], path: str) -> str:
-    """The end-of-training summary: mean IoU, per-class IoU table and where the package is."""
+    """The end-of-training summary: mean IoU, per-class IoU table and where the package is (for a run without
+    metrics, e.g. pretraining: its epochs and last loss)."""
     metrics = summary.get("metrics") or {}
+    if "mean_iou" not in metrics:
+        history = summary.get("history") or [{}]
+        loss = history[-1].get("train_loss")
+        return (f"<p><b>{summary.get('epochs_run', '?')} epoch(s) done</b>, last training loss "
+                f"{'–' if loss is None else f'{loss:.4f}'}.</p><p>Saved to <b>{html.escape(path)}</b></p>")
     rows = "".join(
         f"<tr><td>{html.escape(str(c.get('name', '')))}</td><td align='right'>{_pct(c.get('iou'))}</td>"
         f"<td align='right'>{_pct(c.get('f1'))}</td></tr>"

@@ -157,3 +157,9 @@ def test_automatic_epochs_fit_a_cpu_budget():
     from geofm.core.loop import auto_epochs
 
     assert auto_epochs(16) == 100 and auto_epochs(48) == 50 and auto_epochs(374) == 6 and auto_epochs(100_000) == 5
+
+
+def test_a_time_budget_ends_the_run_as_finished_after_the_last_epoch_that_fits(tmp_path):
+    events = list(Loop(DenoisingTask(), _settings(tmp_path, epochs=50, time_limit_s=1e-6)).run())
+    assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [1]
+    assert isinstance(events[-1], FinishedEvent) and events[-1].summary["epochs_run"] == 1

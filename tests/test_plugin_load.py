@@ -19,13 +19,14 @@ def loaded(qgis_iface):
 
 def test_menu_toolbar_and_provider(loaded, qgis_iface):
     texts = [a.text() for a in loaded.actions]
-    assert texts == ["Train model…", "Predict…", "Model info…"]
+    assert texts == ["Train model…", "Predict…", "Model info…", "Pretrain backbone…"]
     menus = [call.args for call in qgis_iface.addPluginToRasterMenu.call_args_list]
-    assert all(menu == plugin.MENU for menu, _ in menus[-3:])
+    assert all(menu == plugin.MENU for menu, _ in menus[-4:])
     assert [a.text() for a in loaded.toolbar.actions()] == texts
     provider = QgsApplication.processingRegistry().providerById("geofm")
     assert provider is not None
-    assert {a.id() for a in provider.algorithms()} == {"geofm:train", "geofm:predict", "geofm:export"}
+    assert {a.id() for a in provider.algorithms()} == {"geofm:train", "geofm:predict", "geofm:export",
+                                                        "geofm:pretrain"}
     assert loaded.deps_dialog is None  # everything is installed here: no dialog
 
 

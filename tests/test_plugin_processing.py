@@ -47,7 +47,8 @@ def test_train_algorithm_reports_bad_input_plainly(provider, tmp_path, scene_ima
                                        "OUTPUT": str(tmp_path / "m.geofm")})
 
 
-@pytest.mark.parametrize(("algorithm", "config"), [("geofm:train", "TrainConfig"), ("geofm:predict", "PredictConfig")])
+@pytest.mark.parametrize(("algorithm", "config"), [("geofm:train", "TrainConfig"), ("geofm:predict", "PredictConfig"),
+                                                   ("geofm:pretrain", "PretrainConfig")])
 def test_every_processing_setting_is_a_parameter_and_choices_are_names(provider, algorithm, config):
     """Derived from the schema: a setting marked for Processing is a parameter (or declared by hand), with the
     schema's default, range and help; choices are stored as names, so saved models survive a new entry."""
@@ -55,11 +56,12 @@ def test_every_processing_setting_is_a_parameter_and_choices_are_names(provider,
 
     from geofm.core import config as config_module
     from geofm.core.schema import default_of, settings_of
-    from geofm.geofm_qgis import predict_algorithm, train_algorithm
+    from geofm.geofm_qgis import predict_algorithm, pretrain_algorithm, train_algorithm
 
     cls = getattr(config_module, config)
     alg = QgsApplication.processingRegistry().algorithmById(algorithm)
-    by_hand = (train_algorithm if algorithm == "geofm:train" else predict_algorithm).BY_HAND
+    by_hand = {"geofm:train": train_algorithm, "geofm:predict": predict_algorithm,
+               "geofm:pretrain": pretrain_algorithm}[algorithm].BY_HAND
     for s in settings_of(cls):
         parameter = alg.parameterDefinition(s.name.upper())
         if not s.exposed("processing") or s.name in by_hand:

@@ -19,6 +19,7 @@ from ..metrics import ConfusionMatrix
 from ..model import build_model
 from ..package import save_package
 from ..training_data import TrainingData, package_metadata_for, prepare_training_data
+from ..weights import pretrained_for_images
 from . import CancelFlag, Task
 
 
@@ -42,13 +43,26 @@ class SegmentationTask(Task):
 
     # -- data ---------------------------------------------------------------------------------------------------
     def prepare(self, cancel: CancelFlag | None) -> Iterator[Event]:
+        fixed = self._pretrained_stats()  # before reading any data: wrong bands fail at once
         try:  # progress, warnings (e.g. a tolerated CRS difference) and cancellation arrive as events
-            self.data = yield from prepare_training_data(self.config, cancel)
+            self.data = yield from prepare_training_data(self.config, cancel, stats=fixed)
         except Cancelled:
             return  # the loop sees the cancel flag and says nothing was written
         weight = self.data.class_weights if self.config.class_weights else None
         self._loss = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
         self.summary = self.data.summary
+
+    def _pretrained_stats(self):
+        """A backbone package's or published weights' normalisation statistics, after checking (or placing) the
+        image's bands against theirs; None for other weights (the run computes its own)."""
+        cfg = self.config
+        stats, self.pretrained, self.band_map = pretrained_for_images(cfg.backbone, cfg.weights, cfg.images[0],
+                                                                      cfg.band_map)
+        if stats is not None and cfg.normalisation != "global":
+            self.notes.append(f"the pretrained weights expect their own input scaling (global); this run uses "
+                              f"{cfg.normalisation} normalisation, which they have not seen")
+            return None
+        return stats
 
     def train_dataset(self):
         return self.data.train
@@ -60,7 +74,8 @@ class SegmentationTask(Task):
     def build_model(self) -> nn.Module:
         cfg, data = self.config, self.data
         return build_model(cfg.backbone, cfg.decoder, data.in_channels, data.classes.num_classes, cfg.weights,
-                           cfg.rgb_bands, notes=self.notes)  # offline ImageNet: from scratch, with a note
+                           cfg.rgb_bands, notes=self.notes, band_names=data.band_names,
+                           band_map=getattr(self, "band_map", None) or cfg.band_map)  # offline ImageNet: from scratch, with a note
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
@@ -90,6 +105,8 @@ class SegmentationTask(Task):
     def save_best(self, path: str, model: nn.Module, epoch: int, metrics: dict[str, Any],
                   history: list[dict[str, Any]]) -> None:
         meta = package_metadata_for(self.config, self.data, metrics, history, epoch)
+        if getattr(self, "pretrained", None):
+            meta["pretrained"] = self.pretrained  # which weights it started from, and their licence
         save_package(path, model, meta)
         write_json(metrics_path(path), meta["metrics"])
 

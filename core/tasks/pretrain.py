@@ -1,0 +1,341 @@
+"""Self-supervised pretraining: unlabelled rasters in, a backbone package (``.geofm``, ``kind: "backbone"``) out.
+
+Method: **SimSiam** (Chen & He, 2021): two augmented views of a crop go through the same encoder + projector; a
+small predictor on one side must match the other side's projection, whose gradient is stopped. Chosen because it
+fits a CPU and small scenes: no negatives (SimCLR / MoCo need large batches or a queue of thousands of keys to
+work), no momentum encoder (BYOL: a second network in memory and a schedule to tune), and it is stable with
+batches of 8–32. The projector is narrower than the paper's (512, not 2048) to keep steps cheap on a CPU.
+
+Data: random crops of the whole images (any band count and dtype). Each item is a *context* window 1.5× the crop
+side, drawn once in :meth:`PretrainTask.prepare` (seeded, so a resume sees the same windows) where at least half
+the pixels are valid; each view is a random sub-window of it (crop jitter and a small scale change), resized to the
+crop, then flipped / turned, with per-band brightness and contrast jitter and gaussian noise — all per band, no
+colour-space operation, so any number of bands works. Normalisation uses global per-band statistics streamed over
+the images (:mod:`..normalise`); nodata pixels are 0 after normalisation and stay 0 through the jitter. With
+``temporal_pairs`` the two views come from the same window of two different images on the same grid (two dates).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rasterio.windows import Window
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..config import PretrainConfig
+from ..errors import Cancelled, ConfigError, DataError
+from ..events import PREPARATION_PHASES, Event, ProgressEvent, WarningEvent
+from ..normalise import BandStats, StatsAccumulator, normalise
+from ..package import backbone_metadata, save_backbone_package
+from ..raster import open_raster, read_window
+from ..registries import BACKBONES
+from . import CancelFlag, Task
+
+METHOD = "simsiam"
+#: The context window drawn per item, as a multiple of the crop side (room for crop jitter and scale).
+CONTEXT = 1.5
+#: A crop is kept when at least this share of its pixels is valid.
+MIN_VALID = 0.5
+PROJECTION, BOTTLENECK = 512, 128
+_, _, CHOOSING, STATISTICS = PREPARATION_PHASES
+STATS_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    path: str
+    width: int
+    height: int
+    count: int
+    names: list[str] | None
+    grid: tuple  # (width, height, transform, crs) — images with equal grids can pair by window
+
+
+class PretrainTask(Task):
+    """SimSiam on random crops of unlabelled rasters; every epoch is kept (the last one is the backbone)."""
+
+    name = "pretrain"
+    # No validation and no metric: a contrastive loss going down says little about the features (a collapsed
+    # encoder scores best), so the fixed schedule's last epoch is kept. "last epoch" is no metric key on purpose.
+    monitor = "last epoch"
+    mode = "max"
+    nonfinite_causes = ("a band with extreme or unmasked nodata values (check the images' nodata value)")
+
+    def __init__(self, config: PretrainConfig):
+        self.config = config
+        self.source = config.images[0] if config.images else None
+        self.notes: list[str] = []
+        self.images: list[ImageFacts] = []
+        self.stats: BandStats | None = None
+        self.items: list[tuple[int, int, int, int, int]] = []  # (image, partner image, col, row, side)
+        self.context = config.crop_size
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def prepare(self, cancel: CancelFlag | None) -> Iterator[Event]:
+        try:
+            yield from self._prepare(cancel)
+        except Cancelled:
+            return  # the loop sees the cancel flag and says nothing was written
+
+    def _prepare(self, cancel: CancelFlag | None) -> Iterator[Event]:
+        cfg = self.config
+        self.images = image_facts(cfg.images)
+        smallest = min(min(f.width, f.height) for f in self.images)
+        if smallest < 32:
+            raise DataError(f"an image is only {smallest} px on its shorter side; pretraining needs 32 px or more",
+                            path=self.source, fix="use larger images")
+        self.context = min(smallest, max(cfg.crop_size, round(cfg.crop_size * CONTEXT)))
+        acc = StatsAccumulator()
+        blocks = [(i, w) for i, f in enumerate(self.images) for w in _blocks(f.width, f.height)]
+        yield ProgressEvent(0, 0, STATISTICS, STATISTICS)
+        handles: dict[int, Any] = {}
+        try:
+            for k, (i, window) in enumerate(blocks, 1):
+                src = handles.get(i) or handles.setdefault(i, open_raster(self.images[i].path))
+                acc.add(*read_window(src, window))
+                _check_cancel(cancel)
+                yield ProgressEvent(k, len(blocks), STATISTICS, STATISTICS)
+        finally:
+            for src in handles.values():
+                src.close()
+        self.stats = acc.result(self.notes.append)
+        yield ProgressEvent(0, 0, CHOOSING, CHOOSING)
+        self.items = yield from self._choose_crops(cancel)
+        while self.notes:
+            yield WarningEvent(self.notes.pop(0))
+        names = self.images[0].names
+        self.summary = (f"SimSiam pretraining of a {cfg.backbone} on {len(self.images)} image(s), "
+                        f"{self.images[0].count} band(s){' (' + ', '.join(names) + ')' if names else ''}: "
+                        f"{len(self.items)} crops of {cfg.crop_size} px per epoch"
+                        f"{', two dates per pair' if cfg.temporal_pairs else ''}.")
+
+    def _choose_crops(self, cancel: CancelFlag | None):
+        """``steps_per_epoch × batch_size`` context windows, mostly valid, drawn with the run's seed."""
+        cfg, side = self.config, self.context
+        wanted = cfg.steps_per_epoch * cfg.batch_size
+        partners = _partners(self.images) if cfg.temporal_pairs else {i: [i] for i in range(len(self.images))}
+        usable = [i for i in partners if partners[i]]
+        if not usable:
+            raise ConfigError("two-date pairs need at least two images on the same grid (same size, transform, CRS)",
+                              path=self.source, fix="give images of the same place on one grid, or leave out "
+                              "--temporal-pairs")
+        areas = np.array([self.images[i].width * self.images[i].height for i in usable], dtype=float)
+        rng = np.random.default_rng(cfg.seed)
+        handles: dict[int, Any] = {}
+        items, tries = [], 0
+        try:
+            while len(items) < wanted:
+                tries += 1
+                if tries > 20 * wanted:
+                    raise DataError(f"found only {len(items)} of {wanted} crops with at least {MIN_VALID:.0%} "
+                                    "valid pixels", path=self.source,
+                                    fix="check the images' nodata value, or use a smaller crop size")
+                i = usable[rng.choice(len(usable), p=areas / areas.sum())]
+                j = partners[i][rng.integers(len(partners[i]))]
+                f = self.images[i]
+                col, row = int(rng.integers(f.width - side + 1)), int(rng.integers(f.height - side + 1))
+                window = Window(col, row, side, side)
+                if all(_valid_share(handles, self.images[k].path, k, window) >= MIN_VALID for k in {i, j}):
+                    items.append((i, j, col, row, side))
+                    _check_cancel(cancel)
+                    yield ProgressEvent(len(items), wanted, CHOOSING, CHOOSING)
+        finally:
+            for src in handles.values():
+                src.close()
+        return items
+
+    def train_dataset(self) -> Dataset:
+        return CropDataset([f.path for f in self.images], self.items, self.stats)
+
+    # -- model and loss -----------------------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return SimSiam(self.config.backbone, self.images[0].count)
+
+    def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
+        x1, v1, x2, v2 = batch
+        crop = self.config.crop_size
+        a, b = augment_view(x1, v1, crop, rng), augment_view(x2, v2, crop, rng)
+        (z1, p1), (z2, p2) = model(a), model(b)
+        return 0.5 * (_negative_cosine(p1, z2) + _negative_cosine(p2, z1))
+
+    # -- outputs and identity -----------------------------------------------------------------------------------
+    def save_best(self, path: str, model: nn.Module, epoch: int, metrics: dict[str, Any],
+                  history: list[dict[str, Any]]) -> None:
+        model = getattr(model, "module", model)
+        cfg, first = self.config, self.images[0]
+        trained_on = {
+            "method": METHOD,
+            "files": [{"path": os.path.abspath(f.path), "name": Path(f.path).name, "width": f.width,
+                       "height": f.height} for f in self.images],
+            "epochs": epoch, "steps_per_epoch": cfg.steps_per_epoch, "steps": epoch * cfg.steps_per_epoch,
+            "batch_size": cfg.batch_size, "crop_size": cfg.crop_size, "temporal_pairs": cfg.temporal_pairs,
+            "history": history,
+        }
+        meta = backbone_metadata(backbone=cfg.backbone, band_count=first.count, band_names=first.names,
+                                 stats=self.stats, trained_on=trained_on, licence=cfg.licence,
+                                 config=cfg.to_stored())
+        save_backbone_package(path, model.backbone_state(), meta)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return pretrain_fingerprint(self.config)
+
+    def stored_config(self) -> dict[str, Any]:
+        return self.config.to_stored()
+
+    def fingerprint_of(self, stored_config: dict[str, Any], source: str) -> dict[str, Any]:
+        return pretrain_fingerprint(PretrainConfig.from_dict(stored_config, source=source))
+
+
+def pretrain_fingerprint(config: PretrainConfig) -> dict[str, Any]:
+    """What defines a pretraining run: the images, the crops drawn from them and the model's shape."""
+    return {
+        "images": [os.path.abspath(p) for p in config.images],
+        "backbone": config.backbone,
+        "crop_size": config.crop_size,
+        "steps_per_epoch": config.steps_per_epoch,
+        "batch_size": config.batch_size,
+        "temporal_pairs": config.temporal_pairs,
+        "seed": config.seed,
+    }
+
+
+# -- images ------------------------------------------------------------------------------------------------------
+def image_facts(paths: list[str]) -> list[ImageFacts]:
+    """Size, bands and grid of each image; ConfigError when band counts (or band names) differ."""
+    facts = []
+    for path in paths:
+        with open_raster(path) as src:
+            names = [d or "" for d in src.descriptions]
+            facts.append(ImageFacts(str(path), src.width, src.height, src.count, names if any(names) else None,
+                                    (src.width, src.height, tuple(src.transform), str(src.crs))))
+    first = facts[0]
+    for f in facts[1:]:
+        if f.count != first.count or (f.names and first.names and f.names != first.names):
+            what = (f"{f.count} band(s) {f.names or ''}", f"{first.count} band(s) {first.names or ''}")
+            raise ConfigError(f"the images have different bands: {what[0]} here, {what[1]} in {first.path}",
+                              path=f.path, fix="pretrain on images with the same bands in the same order")
+    return facts
+
+
+def _blocks(width: int, height: int) -> list[Window]:
+    return [Window(c, r, min(STATS_BLOCK, width - c), min(STATS_BLOCK, height - r))
+            for r in range(0, height, STATS_BLOCK) for c in range(0, width, STATS_BLOCK)]
+
+
+def _partners(images: list[ImageFacts]) -> dict[int, list[int]]:
+    """For each image, the other images on the same grid (another date of the same place)."""
+    return {i: [j for j, g in enumerate(images) if j != i and g.grid == f.grid] for i, f in enumerate(images)}
+
+
+def _valid_share(handles: dict[int, Any], path: str, k: int, window: Window) -> float:
+    src = handles.get(k) or handles.setdefault(k, open_raster(path))
+    return float(read_window(src, window)[1].mean())
+
+
+def _check_cancel(cancel: CancelFlag | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("cancelled while preparing the crops")
+
+
+class CropDataset(Dataset):
+    """Context windows read and normalised: (view-1 data, its validity, view-2 data, its validity) as tensors."""
+
+    def __init__(self, paths: list[str], items: list[tuple[int, int, int, int, int]], stats: BandStats):
+        self.paths, self.items, self.stats = paths, items, stats
+        self._handles: dict[int, Any] = {}  # opened lazily, per loader worker
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        i, j, col, row, side = self.items[index]
+        window = Window(col, row, side, side)
+        x1, v1 = self._read(i, window)
+        x2, v2 = (x1, v1) if j == i else self._read(j, window)
+        return x1, v1, x2, v2
+
+    def _read(self, k: int, window: Window) -> tuple[torch.Tensor, torch.Tensor]:
+        src = self._handles.get(k) or self._handles.setdefault(k, open_raster(self.paths[k]))
+        data, valid = read_window(src, window)
+        return torch.from_numpy(normalise(data, valid, self.stats)), torch.from_numpy(valid.astype(np.float32))
+
+    def __getstate__(self):  # open files do not travel to loader workers
+        return {**self.__dict__, "_handles": {}}
+
+
+# -- augmentation --------------------------------------------------------------------------------------------------
+def augment_view(x: torch.Tensor, valid: torch.Tensor, crop: int, rng: torch.Generator) -> torch.Tensor:
+    """One augmented view per sample of ``x`` [B,C,S,S] (normalised; ``valid`` [B,S,S]): a random sub-window
+    (side crop..S) resized to ``crop``, a flip and quarter turn, per-band brightness (±0.2 σ) and contrast
+    (×0.8–1.2) jitter, gaussian noise (0.05 σ); invalid pixels stay 0. Every draw comes from ``rng``."""
+    b, c, s, _ = x.shape
+    xs, masks = [], []
+    for k in range(b):
+        side = int(torch.randint(min(crop, s), s + 1, (1,), generator=rng))
+        r, q = (int(torch.randint(s - side + 1, (1,), generator=rng)) for _ in range(2))
+        xv = x[k:k + 1, :, r:r + side, q:q + side]
+        vv = valid[k:k + 1, None, r:r + side, q:q + side]
+        if side != crop:
+            xv = F.interpolate(xv, size=(crop, crop), mode="bilinear", align_corners=False)
+            vv = F.interpolate(vv, size=(crop, crop), mode="nearest")
+        turns, flip = int(torch.randint(4, (1,), generator=rng)), bool(torch.randint(2, (1,), generator=rng))
+        xv, vv = torch.rot90(xv, turns, (2, 3)), torch.rot90(vv, turns, (2, 3))
+        if flip:
+            xv, vv = xv.flip(3), vv.flip(3)
+        xs.append(xv)
+        masks.append(vv)
+    x, mask = torch.cat(xs), torch.cat(masks)
+    device = x.device
+    contrast = (0.8 + 0.4 * torch.rand(b, c, 1, 1, generator=rng)).to(device)
+    brightness = (0.2 * torch.randn(b, c, 1, 1, generator=rng)).to(device)
+    noise = (0.05 * torch.randn(x.shape, generator=rng)).to(device)
+    return (x * contrast + brightness + noise) * mask
+
+
+# -- model ---------------------------------------------------------------------------------------------------------
+class SimSiam(nn.Module):
+    """A registered backbone (N-band first conv, no classifier) + projector + predictor. ``architecture`` says
+    what it is; :meth:`backbone_state` is the part a segmentation model starts from."""
+
+    def __init__(self, backbone: str, in_channels: int):
+        super().__init__()
+        net = BACKBONES.load(backbone).build()
+        conv = net.conv1
+        net.conv1 = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        width = net.fc.in_features
+        net.fc = nn.Identity()
+        self.encoder = net
+        self.projector = nn.Sequential(
+            nn.Linear(width, PROJECTION, bias=False), nn.BatchNorm1d(PROJECTION), nn.ReLU(inplace=True),
+            nn.Linear(PROJECTION, PROJECTION, bias=False), nn.BatchNorm1d(PROJECTION, affine=False))
+        self.predictor = nn.Sequential(
+            nn.Linear(PROJECTION, BOTTLENECK, bias=False), nn.BatchNorm1d(BOTTLENECK), nn.ReLU(inplace=True),
+            nn.Linear(BOTTLENECK, PROJECTION))
+        self.architecture = {"backbone": backbone, "in_channels": in_channels, "method": METHOD}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.projector(self.encoder(x))
+        return z, self.predictor(z)
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        """The encoder's weights under torchvision's names (``conv1.weight`` … ``layer4.*``), no ``fc``."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
+
+
+def _negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return -F.cosine_similarity(p.float(), z.detach().float(), dim=-1).mean()
+
+
+def epochs_for_minutes(minutes: float, seconds_per_step: float, steps_per_epoch: int) -> int:
+    """Whole epochs that fit ``minutes`` at ``seconds_per_step`` (at least one)."""
+    return max(1, math.floor(minutes * 60 / max(seconds_per_step * steps_per_epoch, 1e-9)))

@@ -1,0 +1,67 @@
+"""Processing algorithm 'geofm:pretrain': the pretrain dialog's job for the Modeler, batch mode and qgis_process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+)
+
+from .engine_task import preload
+from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
+from .processing_settings import add_setting_parameters, setting_values
+
+#: PretrainConfig settings this algorithm declares itself (the layers and the output); the rest come from the schema.
+BY_HAND = ("images", "output")
+
+
+class PretrainAlgorithm(SegmentationAlgorithm):
+    """Pretrain a backbone on unlabelled raster layers (self-supervised); writes a .geofm backbone package."""
+
+    def name(self) -> str:
+        return "pretrain"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Pretrain backbone (self-supervised)"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Pretrains a ResNet backbone on your own unlabelled rasters (SimSiam: two augmented views of each "
+                "random crop must agree). Writes a .geofm backbone package; 'Train segmentation model' starts from "
+                "it when it is given as the weights file.")
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        from ..core.config import PretrainConfig
+
+        self.addParameter(QgsProcessingParameterMultipleLayers("IMAGES", "Raster layers (unlabelled, same bands)",
+                                                               QgsProcessing.SourceType.TypeRaster))
+        add_setting_parameters(self, PretrainConfig, BY_HAND)
+        self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Backbone package",
+                                                                "geofm backbone package (*.geofm)"))
+
+    def prepareAlgorithm(self, parameters, context, feedback) -> bool:  # noqa: N802
+        require_engine()
+        preload("pretrain")
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+        from ..core.config import PretrainConfig
+        from ..core.errors import GeoFMError
+        from ..core.pretrain import pretrain
+
+        layers = self.parameterAsLayerList(parameters, "IMAGES", context)
+        images = [file_of(layer, "image") for layer in layers]
+        try:
+            config = PretrainConfig.from_dict(
+                {"images": images, "num_workers": 0, "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
+                 **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
+                source="the algorithm's parameters").validate()
+        except GeoFMError as err:
+            raise QgsProcessingException(str(err)) from err
+        last = run_job(pretrain(config, FeedbackCancel(feedback)), feedback)
+        if type(last).__name__ != "FinishedEvent":
+            raise QgsProcessingException(getattr(last, "message", "") or "Pretraining stopped before it finished.")
+        return {"OUTPUT": last.path}

@@ -1,0 +1,155 @@
+"""The pretrain dialog: raster layers and a time budget in, a validated PretrainConfig out. No ML logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.gui import QgsFileWidget, QgsMessageBar
+from qgis.PyQt.QtCore import Qt, pyqtSignal
+from qgis.PyQt.QtGui import QCursor, QGuiApplication
+from qgis.PyQt.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .engine_task import preload
+from .layer_sources import layer_file, output_problem
+from .messages import InputProblem, push
+from .setting_widgets import advanced_section, value_of, widget_for
+
+#: The time budget the dialog offers first (minutes); the engine's default (0) means "run the given epochs".
+DIALOG_MINUTES = 10.0
+BASIC = ("backbone", "minutes", "crop_size", "batch_size", "device")
+
+
+class PretrainDialog(QDialog):
+    """Tick one or more raster layers, set a time budget (with an estimate), ``start_pretraining(config)`` on OK."""
+
+    start_pretraining = pyqtSignal(object)
+
+    def __init__(self, iface, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        preload("pretrain")
+        from ..core.config import PretrainConfig
+        from ..core.schema import default_of, settings_of
+
+        self.iface = iface
+        self.setWindowTitle("geofm — Pretrain a backbone on your imagery")
+        self.bar = QgsMessageBar(self)
+        self.settings = {s.name: s for s in settings_of(PretrainConfig) if s.exposed("dialog")}
+        values = {name: default_of(PretrainConfig, name) for name in self.settings}
+        values["minutes"] = DIALOG_MINUTES
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.bar)
+        form = QFormLayout()
+        layout.addLayout(form)
+        self.layer_list = QListWidget()
+        self.layer_list.setToolTip(self.settings["images"].describe())
+        for layer in QgsProject.instance().mapLayers().values():
+            if isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None:
+                item = QListWidgetItem(layer.name())
+                item.setData(Qt.ItemDataRole.UserRole, layer.id())
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Unchecked)
+                self.layer_list.addItem(item)
+        if self.layer_list.count():
+            self.layer_list.item(0).setCheckState(Qt.CheckState.Checked)
+        form.addRow("Raster layers (unlabelled)", self.layer_list)
+        self.widgets: dict[str, QWidget] = {}
+        for name in BASIC:
+            self.widgets[name] = widget_for(self.settings[name], values[name])
+            form.addRow(self.settings[name].label, self.widgets[name])
+        self.estimate_button = QPushButton("Estimate the time per step")
+        self.estimate_button.clicked.connect(self.estimate)
+        self.estimate_label = QLabel("An estimate tells how many epochs the budget buys on this machine.")
+        self.estimate_label.setWordWrap(True)
+        form.addRow(self.estimate_button, self.estimate_label)
+        self.output_widget = QgsFileWidget()
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.output_widget.setFilter("geofm backbone package (*.geofm)")
+        self.output_widget.setConfirmOverwrite(True)
+        self.output_widget.setToolTip(self.settings["output"].describe())
+        self.output_widget.setFilePath(str(Path.home() / "backbone.geofm"))
+        form.addRow(self.settings["output"].label, self.output_widget)
+        advanced = [s for s in self.settings.values() if s.name not in {"images", "output", *BASIC}]
+        layout.addWidget(advanced_section(advanced, values, self.widgets))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        buttons.addButton("Pretrain", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(640, 560)
+
+    def images(self) -> list[str]:
+        project = QgsProject.instance()
+        items = [self.layer_list.item(i) for i in range(self.layer_list.count())]
+        layers = [project.mapLayer(it.data(Qt.ItemDataRole.UserRole)) for it in items
+                  if it.checkState() == Qt.CheckState.Checked]
+        return [layer_file(layer) for layer in layers if layer is not None]
+
+    def setting_values(self) -> dict:
+        return {name: value_of(self.settings[name], widget) for name, widget in self.widgets.items()}
+
+    def config(self):
+        """The PretrainConfig the widgets describe, validated; InputProblem (plain words) when something is off."""
+        from ..core.config import PretrainConfig
+        from ..core.errors import GeoFMError
+
+        images = self.images()
+        if not images:
+            raise InputProblem("Tick at least one raster layer to pretrain on.")
+        output = self.output_widget.filePath().strip()
+        problem = output_problem(output, (".geofm",))
+        if problem:
+            raise InputProblem(problem)
+        config = PretrainConfig(images=images, output=output, **self.setting_values(),
+                                num_workers=None if sys.platform.startswith("linux") else 0)
+        try:
+            return config.validate()
+        except GeoFMError as err:
+            raise InputProblem(str(err)) from err
+
+    def estimate(self) -> str:
+        """Time one step on this machine and say what the budget buys; the text is also shown."""
+        from ..core.errors import GeoFMError
+        from ..core.pretrain import estimate_seconds_per_step, plan
+
+        try:
+            config = self.config()
+            QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
+            try:
+                step = estimate_seconds_per_step(config)
+            finally:
+                QGuiApplication.restoreOverrideCursor()
+        except (InputProblem, GeoFMError) as err:
+            push(self.bar, "Cannot estimate yet", str(err))
+            return ""
+        epoch = step * config.steps_per_epoch
+        if config.minutes:
+            epochs = plan(config, seconds_per_step=step).epochs
+            text = (f"About {step:.2f} s per step, {epoch:.0f} s per epoch: {config.minutes:g} min buy about "
+                    f"{epochs} epoch(s) of {config.steps_per_epoch} steps ({epochs * config.steps_per_epoch:,} "
+                    f"steps of {config.batch_size} crops).")
+        else:
+            text = (f"About {step:.2f} s per step: {config.epochs} epoch(s) take about "
+                    f"{config.epochs * epoch / 60:.0f} min.")
+        self.estimate_label.setText(text)
+        return text
+
+    def accept(self) -> None:
+        try:
+            config = self.config()
+        except InputProblem as problem:
+            push(self.bar, "Cannot pretrain yet", str(problem))
+            return
+        self.start_pretraining.emit(config)
+        super().accept()

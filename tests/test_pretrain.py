@@ -1,0 +1,190 @@
+"""Self-supervised pretraining: a task the unchanged loop runs, a backbone package, fine-tuning from it."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from geofm.core.checkpoint import checkpoint_path
+from geofm.core.cli import main
+from geofm.core.config import PretrainConfig
+from geofm.core.errors import ConfigError, PackageError
+from geofm.core.events import CancelledEvent, CheckpointEvent, EpochEvent, FinishedEvent, StartEvent, StepEvent
+from geofm.core.package import load_backbone_package, load_package
+from geofm.core.pretrain import plan, pretrain
+from geofm.core.tasks.pretrain import augment_view
+
+from rasters import separable_scene, write_raster
+
+
+def _image(path, bands=4, size=96, nodata_rows=0, seed=0, names=None):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(1000, 200, (bands, size, size)).astype(np.uint16)
+    data[:, :nodata_rows] = 0
+    write_raster(path, data, nodata=0)
+    if names:
+        import rasterio
+
+        with rasterio.open(path, "r+") as dst:
+            for b, name in enumerate(names, 1):
+                dst.set_band_description(b, name)
+    return path
+
+
+def _config(tmp_path, images, **kw) -> PretrainConfig:
+    return PretrainConfig(**{"images": [str(p) for p in images], "epochs": 2, "steps_per_epoch": 2,
+                             "batch_size": 4, "device": "cpu", "num_workers": 0,
+                             "output": str(tmp_path / "backbone.geofm"), **kw})
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pre")
+    image = _image(tmp / "scene.tif", nodata_rows=40, names=["blue", "green", "red", "nir"])
+    cfg = _config(tmp, [image], licence="CC-BY-4.0")
+    events = list(pretrain(cfg))
+    return cfg, events
+
+
+def test_pretraining_runs_through_the_loop_and_writes_a_backbone_package(pretrained):
+    cfg, events = pretrained
+    start = events[[isinstance(e, StartEvent) for e in events].index(True)]
+    assert start.total_epochs == 2 and start.steps_per_epoch == 2 and start.val_tiles == 0
+    assert "SimSiam" in start.message and "blue, green, red, nir" in start.message
+    assert sum(isinstance(e, StepEvent) for e in events) == 4
+    assert all(np.isfinite(e.train_loss) for e in events if isinstance(e, EpochEvent))
+    assert isinstance(events[-1], FinishedEvent)
+    backbone = load_backbone_package(cfg.output)
+    assert backbone.metadata["kind"] == "backbone" and backbone.backbone == "resnet18"
+    assert backbone.in_channels == 4 and backbone.band_names == ["blue", "green", "red", "nir"]
+    assert backbone.state["conv1.weight"].shape == (64, 4, 7, 7) and not any(k.startswith("fc.") for k in
+                                                                               backbone.state)
+    assert backbone.stats.mean[0] == pytest.approx(1000, rel=0.02), "nodata (0) is left out of the statistics"
+    trained = backbone.metadata["trained_on"]
+    assert trained["method"] == "simsiam" and trained["steps"] == 4 and trained["files"][0]["width"] == 96
+    assert backbone.licence == "CC-BY-4.0"
+
+
+def test_a_backbone_package_is_not_a_model(pretrained):
+    with pytest.raises(PackageError, match="pretrained backbone, not a segmentation model"):
+        load_package(pretrained[0].output)
+
+
+def test_info_says_it_is_a_backbone(pretrained, capsys):
+    assert main(["info", "--model", pretrained[0].output]) == 0
+    out = capsys.readouterr().out
+    assert "Pretrained backbone" in out and "4 band(s) (blue, green, red, nir)" in out and "CC-BY-4.0" in out
+
+
+def test_mostly_nodata_crops_are_skipped(tmp_path):
+    image = _image(tmp_path / "holes.tif", size=128, nodata_rows=80)
+    cfg = _config(tmp_path, [image], epochs=1)
+    from geofm.core.tasks.pretrain import PretrainTask
+
+    task = PretrainTask(cfg)
+    list(task.prepare(None))
+    side = task.context
+    assert all((row + side - 80) / side >= 0.5 for _, _, _, row, _ in task.items)
+
+
+def test_pretraining_resumes_exactly(tmp_path):
+    image = _image(tmp_path / "scene.tif")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight = [e.train_loss for e in pretrain(_config(tmp_path / "a", [image])) if isinstance(e, EpochEvent)]
+    cancel = threading.Event()
+    for event in pretrain(_config(tmp_path / "b", [image]), cancel):
+        if isinstance(event, CheckpointEvent) and event.kind == "last":
+            cancel.set()
+    assert isinstance(event, CancelledEvent)
+    ckpt = str(checkpoint_path(tmp_path / "b" / "backbone.geofm"))
+    resumed = [e.train_loss for e in pretrain(_config(tmp_path / "b", [image], resume=ckpt))
+               if isinstance(e, EpochEvent)]
+    assert resumed == pytest.approx(straight[1:], rel=1e-5)
+
+
+def test_two_dates_as_positive_pairs_need_a_second_image_on_the_grid(tmp_path):
+    with pytest.raises(ConfigError, match="at least two images"):
+        list(pretrain(_config(tmp_path, [_image(tmp_path / "a.tif")], temporal_pairs=True)))
+    a, b = _image(tmp_path / "a.tif"), _image(tmp_path / "b.tif", seed=1)
+    events = list(pretrain(_config(tmp_path, [a, b], temporal_pairs=True, epochs=1)))
+    assert isinstance(events[-1], FinishedEvent) and "two dates" in next(
+        e for e in events if isinstance(e, StartEvent)).message
+
+
+def test_images_with_different_bands_are_refused(tmp_path):
+    a, b = _image(tmp_path / "a.tif", bands=4), _image(tmp_path / "b.tif", bands=3)
+    with pytest.raises(ConfigError, match="different bands"):
+        list(pretrain(_config(tmp_path, [a, b])))
+
+
+def test_a_time_budget_becomes_the_epochs_that_fit(tmp_path):
+    cfg = _config(tmp_path, [_image(tmp_path / "a.tif")], minutes=1.0, steps_per_epoch=10)
+    settings = plan(cfg, seconds_per_step=0.5)
+    assert settings.epochs == 12 and settings.time_limit_s == 60
+
+
+def test_views_keep_nodata_at_zero_and_have_the_crop_size():
+    x = torch.randn(3, 5, 96, 96)
+    valid = torch.ones(3, 96, 96)
+    valid[:, :, :48] = 0
+    x = x * valid[:, None]
+    view = augment_view(x, valid, 64, torch.Generator().manual_seed(0))
+    assert view.shape == (3, 5, 64, 64)
+    assert (view == 0).float().mean() > 0.2, "invalid pixels stay 0 through the jitter"
+    again = augment_view(x, valid, 64, torch.Generator().manual_seed(0))
+    assert torch.equal(view, again)
+
+
+def test_cli_pretrain_flags_derive_from_the_schema(tmp_path, capsys):
+    image = _image(tmp_path / "a.tif")
+    out = tmp_path / "b.geofm"
+    code = main(["pretrain", "--image", str(image), "--out", str(out), "--epochs", "1", "--steps-per-epoch", "1",
+                 "--batch", "2", "--crop", "32", "--device", "cpu", "--workers", "0"])
+    assert code == 0 and out.is_file()
+    assert "Backbone written to" in capsys.readouterr().out
+
+
+def test_finetuning_starts_from_the_backbone_first_conv(tmp_path, pretrained):
+    """Pretrain on a generated raster, fine-tune from it: the first conv starts equal to the backbone's."""
+    from geofm.core.config import TrainConfig
+    from geofm.core.tasks.segmentation import SegmentationTask
+
+    image, labels = separable_scene(tmp_path, size=96, bands=4)
+    cfg, _ = pretrained
+    train_cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=cfg.output, tile_size=32,
+                            epochs=1, device="cpu", num_workers=0, output=str(tmp_path / "m.geofm"))
+    task = SegmentationTask(train_cfg)
+    list(task.prepare(None))
+    model = task.build_model()
+    backbone = load_backbone_package(cfg.output)
+    assert torch.equal(model.backbone.conv1.weight, backbone.state["conv1.weight"])
+    assert torch.equal(model.backbone.layer4[1].conv2.weight, backbone.state["layer4.1.conv2.weight"])
+    assert task.data.stats.mean == backbone.stats.mean, "the run normalises with the backbone's statistics"
+
+
+def test_the_fine_tuned_package_records_the_backbone_and_its_licence(tmp_path, pretrained):
+    from geofm.core.config import TrainConfig
+    from geofm.core.train import train
+
+    image, labels = separable_scene(tmp_path, size=96, bands=4)
+    cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=pretrained[0].output, tile_size=32,
+                      epochs=1, device="cpu", num_workers=0, decoder="simple", output=str(tmp_path / "m.geofm"))
+    assert isinstance(list(train(cfg))[-1], FinishedEvent)
+    record = load_package(cfg.output).metadata["pretrained"]
+    assert record["kind"] == "backbone" and record["licence"] == "CC-BY-4.0" and record["method"] == "simsiam"
+
+
+def test_a_backbone_of_other_bands_is_refused_naming_both(tmp_path, pretrained):
+    from geofm.core.config import TrainConfig
+    from geofm.core.train import train
+
+    image, labels = separable_scene(tmp_path, size=96, bands=3)
+    cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=pretrained[0].output, tile_size=32,
+                      epochs=1, device="cpu", num_workers=0, output=str(tmp_path / "m.geofm"))
+    with pytest.raises(ConfigError, match=r"pretrained on 4 band\(s\) \(blue, green, red, nir\), but the image of "
+                                          r".*image.tif has 3"):
+        list(train(cfg))
