@@ -4,7 +4,8 @@ Labels are split, not tiles: a block's labelled pixels serve either training or 
 around them stays visible to both (as the unlabelled surroundings of any area are at prediction time). So no
 tile is dropped, blocks may be smaller than a tile, and a scene with a handful of polygons or points still gets
 validation labels. Blocks go to validation rarest class first, so that every class with pixels in two or more
-blocks is validated, until about ``val_fraction`` of the labelled pixels are held out. When that is impossible
+blocks is validated (from the block holding the least of it, so training keeps most of a rare class), until about
+``val_fraction`` of the labelled pixels are held out. When that is impossible
 the blocks are halved; with no second labelled block at all, there is no validation and the caller trains a
 fixed schedule.
 """
@@ -92,7 +93,7 @@ def split_labels(block_counts: Sequence[np.ndarray], block: int, val_fraction: f
         holders = [k for k in order if blocks[k][2][cls] > 0]
         if len(holders) < 2:
             continue  # a class in one block only: it stays for training
-        for k in sorted(holders, key=lambda k: blocks[k][2].sum()):  # the smallest block holding it
+        for k in sorted(holders, key=lambda k: blocks[k][2][cls]):  # least of the class: training keeps the most
             if fits(k, max(OVERSHOOT * target, blocks[k][2].sum())) and len(chosen) + 1 < len(blocks):
                 take(k)
                 break

@@ -70,3 +70,13 @@ def test_labels_in_one_small_patch_train_without_validation_and_say_so():
     split = choose_split(_counts(labels, 64), 64, 0.2, 0)
     assert not split.has_validation
     assert "No validation" in split.summary() and "keeps the last" in split.summary()
+
+
+def test_a_rare_class_is_validated_from_where_it_is_least_so_training_keeps_most_of_it():
+    labels = np.zeros((128, 256), int)
+    labels[:, 128:] = 1
+    labels[0:9, 0:10] = 2  # 90 px of the rare class in the first 64-px block …
+    labels[70:72, 200:205] = 2  # … and 10 px in another
+    split = choose_split(_counts(labels, 64), 64, 0.2, 0)
+    train, val = _roles(split, labels)
+    assert (labels[val] == 2).sum() == 10 and (labels[train] == 2).sum() == 90
