@@ -5,6 +5,7 @@ Nothing here imports geofm.core at load time, so a QGIS without torch still star
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -170,40 +171,27 @@ class GeoFMPlugin:
     # -- tasks -------------------------------------------------------------------------------------------------
     def start_training(self, config) -> Any:
         """Run ``train(config)`` as a task followed by its own dock panel; its warnings go to the message bar."""
-        from .engine_task import EngineTask, preload
-        from .train_panel import TrainPanel
-
-        preload("train")
-        def job(cancel):
-            from ..core.train import train  # already loaded by the dialog (preload)
-
-            return train(config, cancel)
-
-        task = EngineTask(f"geofm: training {Path(config.output).name}", job, self.iface.messageBar())
-        panel = TrainPanel(task, config.output, self.iface.mainWindow())
-        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
-        task.ended.connect(lambda ok: self._training_ended(task, ok))
-        self._track(task)
-        self.panels.append(panel)
-        QgsApplication.taskManager().addTask(task)
-        return task
+        return self._start_job("train", config, "training", "Training", "model")
 
     def start_pretraining(self, config) -> Any:
         """Run ``pretrain(config)`` as a task with its own live panel (the events are training's)."""
+        return self._start_job("pretrain", config, "pretraining", "Pretraining", "backbone")
+
+    def _start_job(self, module: str, config, verb: str, what: str, saved: str) -> Any:
+        """Run ``geofm.core.<module>.<module>(config, cancel)`` as a task followed by a live panel."""
         from .engine_task import EngineTask, preload
         from .train_panel import TrainPanel
 
-        preload("pretrain")
+        preload(module)  # torch loads on the main thread; the worker's import below is a lookup
 
         def job(cancel):
-            from ..core.pretrain import pretrain  # already loaded (preload)
+            engine = importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.core.{module}")
+            return getattr(engine, module)(config, cancel)
 
-            return pretrain(config, cancel)
-
-        task = EngineTask(f"geofm: pretraining {Path(config.output).name}", job, self.iface.messageBar())
+        task = EngineTask(f"geofm: {verb} {Path(config.output).name}", job, self.iface.messageBar())
         panel = TrainPanel(task, config.output, self.iface.mainWindow())
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
-        task.ended.connect(lambda ok: self._training_ended(task, ok, "Pretraining", "backbone"))
+        task.ended.connect(lambda ok: self._training_ended(task, ok, what, saved))
         self._track(task)
         self.panels.append(panel)
         QgsApplication.taskManager().addTask(task)
