@@ -11,6 +11,7 @@ from .checkpoint import read_checkpoint
 from .config import PretrainConfig
 from .device import resolve_device
 from .events import Event
+from .fileio import check_outputs, train_outputs
 from .loop import Loop, LoopSettings
 from .raster import open_raster
 from .tasks import CancelFlag
@@ -27,6 +28,10 @@ def pretrain(config: PretrainConfig, cancel: CancelFlag | None = None) -> Iterat
     last whole epoch that fits (a finished run, not a cancelled one).
     """
     config.validate()
+    outputs = train_outputs(config.output)  # before any image is read: no output may be an input
+    check_outputs(outputs, {"image": config.images})
+    check_outputs({k: v for k, v in outputs.items() if not k.startswith("resume checkpoint")},
+                  {"checkpoint to resume from": config.resume})
     yield from Loop(PretrainTask(config), plan(config), cancel).run()
 
 

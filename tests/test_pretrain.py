@@ -188,3 +188,15 @@ def test_a_backbone_of_other_bands_is_refused_naming_both(tmp_path, pretrained):
     with pytest.raises(ConfigError, match=r"pretrained on 4 band\(s\) \(blue, green, red, nir\), but the image of "
                                           r".*image.tif has 3"):
         list(train(cfg))
+
+
+def test_pretraining_never_writes_over_its_image(tmp_path):
+    from geofm.core.config import PretrainConfig
+    from geofm.core.errors import OutputError
+    from geofm.core.pretrain import pretrain
+
+    image = tmp_path / "scene.geofm"  # an image misnamed, given as the output too
+    image.write_bytes(b"not touched")
+    with pytest.raises(OutputError, match="would overwrite the image"):
+        list(pretrain(PretrainConfig(images=[str(image)], output=str(image))))
+    assert image.read_bytes() == b"not touched"
