@@ -76,3 +76,14 @@ def plugin(qgis_iface, qgis_new_project):
     instance.initGui()
     yield instance
     instance.unload()
+
+
+@pytest.fixture
+def provider(qgis_iface, qgis_processing, qgis_new_project):
+    """geofm's Processing provider, registered as QGIS registers it when the plugin loads."""
+    import geofm
+
+    instance = geofm.classFactory(qgis_iface)
+    instance.initGui()
+    yield instance.provider
+    instance.unload()

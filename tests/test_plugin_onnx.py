@@ -42,14 +42,6 @@ def package(tmp_path_factory):
     return path, image
 
 
-@pytest.fixture
-def provider(qgis_iface, qgis_processing, qgis_new_project):
-    instance = geofm.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance.provider
-    instance.unload()
-
-
 def test_export_algorithm_writes_an_onnx_that_predict_styles(provider, package, tmp_path):
     import processing
 

@@ -17,14 +17,6 @@ def package(tmp_path_factory):
     return train_package(tmp_path_factory.mktemp("package"))
 
 
-@pytest.fixture
-def provider(qgis_iface, qgis_processing, qgis_new_project):
-    instance = geofm.classFactory(qgis_iface)
-    instance.initGui()
-    yield instance.provider
-    instance.unload()
-
-
 def test_train_algorithm_writes_a_package(provider, tmp_path):
     import processing
 
