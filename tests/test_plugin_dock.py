@@ -7,6 +7,8 @@ from pathlib import Path
 
 from qgis.core import Qgis, QgsTask
 from qgis.gui import QgsDockWidget
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import QCoreApplication, QEvent
 
 from geofm.core.checkpoint import checkpoint_path
 from geofm.core.config import TrainConfig
@@ -67,6 +69,11 @@ def test_one_dock_keeps_the_runs_of_the_session_and_comes_back_when_closed(plugi
     assert plugin.dock.isHidden()
     _run(plugin, bad)
     assert not plugin.dock.isHidden() and len(plugin.dock.views) == 3
+
+    dock = plugin.dock
+    plugin.unload()  # as when QGIS unloads the plugin: the dock goes with it
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert plugin.dock is None and sip.isdeleted(dock)
 
 
 def test_cancel_is_not_a_failure_and_resume_goes_on(plugin, tmp_path, qgis_iface):

@@ -84,6 +84,9 @@ def test_pretraining_task_runs_with_the_live_panel(plugin, tmp_path):
     assert done == [True], task.error
     assert len(panel.epochs) == 2 and panel.steps and panel.progress.value() == 100
     assert "2 epoch(s) done" in panel.summary.text() and "bb.geofm" in panel.summary.text()
+    # its end card offers what applies to a backbone: continuing it, not predicting nor a confusion matrix
+    assert panel.predict_button.isHidden() and panel.matrix_button.isHidden()
+    assert not panel.continue_row.isHidden() and panel.continue_button.isEnabled()
     assert Path(config.output).is_file()
 
 

@@ -350,17 +350,19 @@ def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_b
 def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
     from geofm.core.config import TrainConfig
     from geofm.core.events import ProgressEvent, StartEvent, StepEvent
+    from geofm.geofm_qgis.engine_task import EngineTask
+    from geofm.geofm_qgis.training_dock import TrainingDock
 
     img, lbl = separable_scene(tmp_path, size=128)
     config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64,
                          epochs=1, output=str(tmp_path / "model.geofm"))
-    task = plugin.start_training(config)
-    panel = plugin.dock.views[-1]
-    task.cancel()  # the panel is fed by hand below; the task itself stops at once
+    task = EngineTask("geofm: training", lambda cancel: iter(()))  # never started: the view is fed by hand
+    panel = TrainingDock(plugin.open_predict, lambda _kind, _config: None).add_run(task, config, "training")
     panel.on_event(ProgressEvent(3, 9, "tiling", "tiling"))
     assert "tiling 3 of 9" in panel.status.text() and 0 < panel.progress.value() < 5
     panel.on_event(StartEvent(2, 4, 32, 8, "cpu"))
     panel.on_event(StepEvent(1, 2, 0.5, 1e-3, 10.0))
     assert panel.progress.value() == int(100 * panel.tracker.fraction) and 5 < panel.progress.value() < 50
     assert "ETA" in panel.status.text()
-    process_until(lambda: task.status() in (task.TaskStatus.Complete, task.TaskStatus.Terminated), timeout=120)
+    panel.on_event(StepEvent(1, 4, 0.4, 1e-3, 10.0))  # the epoch's last step: the loop validates next
+    assert "validating on 8 tiles" in panel.status.text()
