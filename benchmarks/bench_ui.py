@@ -31,7 +31,7 @@ def measure() -> dict:
 
     from geofm.core.config import TrainConfig
     from geofm.geofm_qgis.engine_task import EngineTask, preload
-    from geofm.geofm_qgis.train_panel import TrainPanel
+    from geofm.geofm_qgis.training_dock import TrainingDock
 
     from qgis_helpers import Heartbeat, process_until
 
@@ -44,8 +44,9 @@ def measure() -> dict:
                          weights="none", tile_size=64, overlap=50, epochs=2, split_block=128, output=str(out))
     window = QMainWindow()
     task = EngineTask("geofm: training", lambda cancel: train(config, cancel))
-    panel = TrainPanel(task, config.output, window)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+    dock = TrainingDock(lambda _path: None, lambda _kind, _config: None, window)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    panel = dock.add_run(task, config, "training")
     window.show()
     settle = time.monotonic() + 1.0  # the window's first paint is not training: let it happen before measuring
     process_until(lambda: time.monotonic() > settle)

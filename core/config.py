@@ -145,12 +145,17 @@ class TrainConfig:
         cli=True, dialog=False, processing=False, saved=False)
     output: str = setting(
         "model.geofm", kind="path", label="Save model as", flags=("--out",),
-        help="The model package to write (.geofm); a .last.ckpt for resuming is written beside it.",
+        help="The model package to write (.geofm); a .last.ckpt for resuming is written beside it while it trains.",
         cli=True, dialog=True, processing=True, saved=True)
     resume: str | None = setting(
         None, kind="path", label="Resume from", nullable=True,
         help="The .last.ckpt of an interrupted run with the same data settings.",
         cli=True, dialog=False, processing=False, saved=False)
+    keep_checkpoint: bool = setting(
+        False, kind="bool", label="Keep the checkpoint", advanced=True,
+        help="Keep the .last.ckpt (about 3 times the model's size) after a finished run, to continue training it "
+             "later; a cancelled or failed run always keeps it.",
+        cli=True, dialog=True, processing=True, saved=True)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` for anything out of range or inconsistent; return self so calls chain."""

@@ -64,6 +64,7 @@ class LoopSettings:
     num_workers: int | None = None
     resume: str | None = None
     time_limit_s: float = 0.0  # stop after the last whole epoch that fits this budget; 0: no budget
+    keep_checkpoint: bool = True  # False: a finished run removes its .last.ckpt (its package is complete)
 
     @classmethod
     def from_config(cls, config: Any) -> LoopSettings:
@@ -148,6 +149,7 @@ class Loop:
             if self._cancelled():
                 yield self._cancel_event()
                 return
+        self._drop_checkpoint()
         yield FinishedEvent(str(self.output), self._summary())
 
     def _build(self, resumed: dict[str, Any] | None) -> None:
@@ -309,6 +311,12 @@ class Loop:
         save_checkpoint(self.ckpt, self.model, self.optimizer, self.scaler, self.state, task=self.task.name,
                         config=self.task.stored_config(), fingerprint=self.task.fingerprint())
         yield CheckpointEvent(str(self.ckpt), "last", epoch)
+
+    def _drop_checkpoint(self) -> None:
+        """A finished run's package is written and complete: its checkpoint (about three times the package) goes,
+        unless the settings keep it to continue training later. Cancelled and failed runs never get here."""
+        if self.ctx.is_main and not self.settings.keep_checkpoint:
+            self.ckpt.unlink(missing_ok=True)
 
     def _summary(self) -> dict[str, Any]:
         return {"best_epoch": self.state.best_epoch, "epochs_run": self.state.epoch,

@@ -45,7 +45,11 @@ class EngineTask(QgsTask, EventHandler):
     the task is over (True when the job finished well). The task's progress is the core's fraction
     (``self.tracker``). Every WarningEvent is pushed to ``bar`` (a QgsMessageBar; none: the log only) and logged
     in the geofm tab, on the main thread, and kept in ``warnings``. After it ended: ``error`` holds the message for
-    the user ('' when none), ``result`` the last event.
+    the user ('' when none), ``result`` the last event, ``cancelled`` whether the user's cancel stopped it.
+
+    QGIS has no "cancelled" state: a task whose ``run()`` returns False is *Terminated*, which QGIS reports as
+    "Task failed". A cancel that the job honoured is not a failure, so such a task completes, with "— cancelled"
+    added to its description (what the task list and QGIS's notification show), and ``ended`` says False.
     """
 
     engine_event = pyqtSignal(object)
@@ -59,6 +63,7 @@ class EngineTask(QgsTask, EventHandler):
         self.error = ""
         self.result: Any = None
         self.warnings: list[str] = []
+        self.cancelled = False
         self.engine_event.connect(self._show, Qt.ConnectionType.QueuedConnection)
 
     def run(self) -> bool:
@@ -81,14 +86,23 @@ class EngineTask(QgsTask, EventHandler):
                 self.setProgress(100.0 * self.tracker.fraction)
                 self.engine_event.emit(event)
         except GeoFMError as err:
-            if not self._cancel.is_set():
-                self.error = str(err)
+            if self._cancel.is_set():  # the cancel surfaced as an error (e.g. Cancelled): still the user's choice
+                return self._stopped_by_user()
+            self.error = str(err)
             return False
         except Exception as err:  # noqa: BLE001 - any failure becomes a message, never a crash of QGIS
             self.error = f"Unexpected error: {err}. Details are in the log (geofm tab)."
             log(traceback.format_exc(), Qgis.MessageLevel.Critical)
             return False
-        return not self._cancel.is_set() and type(self.result).__name__ == "FinishedEvent"
+        if type(self.result).__name__ == "FinishedEvent":
+            return True
+        return self._stopped_by_user() if self._cancel.is_set() else False
+
+    def _stopped_by_user(self) -> bool:
+        """The job stopped at the user's cancel, keeping what it had finished: the task completes as cancelled."""
+        self.cancelled = True
+        self.setDescription(f"{self.description()} — cancelled")
+        return True
 
     def _show(self, event: Any) -> None:
         """Main thread: what the user must see at once (a warning) goes to the message bar and the log."""
@@ -109,4 +123,6 @@ class EngineTask(QgsTask, EventHandler):
         """Main thread, after run(): log any error and tell listeners."""
         if self.error:
             log(f"{self.description()}: {self.error}", Qgis.MessageLevel.Critical)
-        self.ended.emit(bool(result))
+        if not result and self._cancel.is_set() and not self.error:  # cancelled before it started to run
+            self.cancelled = True
+        self.ended.emit(bool(result) and not self.cancelled)

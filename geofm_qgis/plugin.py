@@ -40,7 +40,7 @@ class GeoFMPlugin:
         self.last_model = ""  # the package the last finished training wrote: Predict starts with it
         self.train_layers: tuple[str, str, str] = ("", "", "")  # image, labels layer ids and class field last chosen
         self.tasks: list[Any] = []  # running tasks only
-        self.panels: list[Any] = []
+        self.dock = None  # the "geofm training" dock: every training and pretraining run of the session
         self.deps_folder = deps.deps_dir(QgsApplication.qgisSettingsDirPath())
         deps.add_deps_dir(self.deps_folder)
 
@@ -77,10 +77,10 @@ class GeoFMPlugin:
             self.iface.removePluginRasterMenu(MENU, action)
             self.iface.removeToolBarIcon(action)
         self.actions.clear()
-        for panel in self.panels:
-            self.iface.removeDockWidget(panel)
-            panel.deleteLater()
-        self.panels.clear()
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
         if self.toolbar is not None:
             self.toolbar.deleteLater()
             self.toolbar = None
@@ -147,15 +147,17 @@ class GeoFMPlugin:
         self.dialog.show()
         return self.dialog
 
-    def open_predict(self) -> QDialog | None:
-        """Open the predict dialog; its request starts a prediction task (with onnxruntime alone, .onnx models)."""
+    def open_predict(self, package: str = "") -> QDialog | None:
+        """Open the predict dialog with ``package`` (else the last trained model); its request starts a prediction
+        task (with onnxruntime alone, .onnx models)."""
         if not self._engine_ready(predict_only_ok=True):
             return None
         from .predict_dialog import PredictDialog
 
         self.dialog = PredictDialog(self.iface, self.iface.mainWindow())
-        if self.last_model and Path(self.last_model).is_file():
-            self.dialog.package_widget.setFilePath(self.last_model)
+        package = package or self.last_model
+        if package and Path(package).is_file():
+            self.dialog.package_widget.setFilePath(package)
         self.dialog.start_prediction.connect(self.start_prediction)
         self.dialog.show()
         return self.dialog
@@ -170,17 +172,21 @@ class GeoFMPlugin:
 
     # -- tasks -------------------------------------------------------------------------------------------------
     def start_training(self, config) -> Any:
-        """Run ``train(config)`` as a task followed by its own dock panel; its warnings go to the message bar."""
+        """Run ``train(config)`` as a task followed in the training dock; its warnings go to the message bar."""
         return self._start_job("train", config, "training", "Training", "model")
 
     def start_pretraining(self, config) -> Any:
-        """Run ``pretrain(config)`` as a task with its own live panel (the events are training's)."""
+        """Run ``pretrain(config)`` as a task followed in the training dock (the events are training's)."""
         return self._start_job("pretrain", config, "pretraining", "Pretraining", "backbone")
 
+    def _restart(self, kind: str, config) -> Any:
+        """The dock's Continue and Resume: a new run of the same kind."""
+        return self.start_pretraining(config) if kind == "pretraining" else self.start_training(config)
+
     def _start_job(self, module: str, config, verb: str, what: str, saved: str) -> Any:
-        """Run ``geofm.core.<module>.<module>(config, cancel)`` as a task followed by a live panel."""
+        """Run ``geofm.core.<module>.<module>(config, cancel)`` as a task, added to the training dock."""
         from .engine_task import EngineTask, preload
-        from .train_panel import TrainPanel
+        from .training_dock import TrainingDock
 
         preload(module)  # torch loads on the main thread; the worker's import below is a lookup
 
@@ -189,11 +195,12 @@ class GeoFMPlugin:
             return getattr(engine, module)(config, cancel)
 
         task = EngineTask(f"geofm: {verb} {Path(config.output).name}", job, self.iface.messageBar())
-        panel = TrainPanel(task, config.output, self.iface.mainWindow())
-        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
+        if self.dock is None:
+            self.dock = TrainingDock(self.open_predict, self._restart, self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        self.dock.add_run(task, config, verb)
         task.ended.connect(lambda ok: self._training_ended(task, ok, what, saved))
         self._track(task)
-        self.panels.append(panel)
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -209,6 +216,9 @@ class GeoFMPlugin:
                 self.last_model = task.result.path
             push(bar, "geofm", f"{what} finished: the {saved} is saved to {task.result.path}.",
                  Qgis.MessageLevel.Success, 10)
+        elif task.cancelled:
+            kept = getattr(task.result, "message", "") if type(task.result).__name__ == "CancelledEvent" else ""
+            push(bar, "geofm", kept or f"{what} cancelled.", Qgis.MessageLevel.Info, 10)
         elif task.error:
             push(bar, f"{what} failed", task.error, Qgis.MessageLevel.Critical)
 

@@ -77,13 +77,16 @@ def test_pretraining_task_runs_with_the_live_panel(plugin, tmp_path):
     dialog.close()
     config.epochs = 2
     task = plugin.start_pretraining(config)
-    panel = plugin.panels[-1]
+    panel = plugin.dock.views[-1]
     done = []
     task.ended.connect(done.append)
     process_until(lambda: bool(done), timeout=300)
     assert done == [True], task.error
     assert len(panel.epochs) == 2 and panel.steps and panel.progress.value() == 100
-    assert "2 epoch(s) done" in panel.summary.toHtml() and "bb.geofm" in panel.summary.toHtml()
+    assert "2 epoch(s) done" in panel.summary.text() and "bb.geofm" in panel.summary.text()
+    # its end card offers what applies to a backbone: continuing it, not predicting nor a confusion matrix
+    assert panel.predict_button.isHidden() and panel.matrix_button.isHidden()
+    assert not panel.continue_row.isHidden() and panel.continue_button.isEnabled()
     assert Path(config.output).is_file()
 
 

@@ -211,7 +211,7 @@ def test_training_task_completes_while_the_ui_keeps_running(plugin, tmp_path):
     config, folder = _train_config(plugin, tmp_path, "one", epochs=2)
     heartbeat = Heartbeat()
     task = plugin.start_training(config)
-    panel = plugin.panels[-1]
+    panel = plugin.dock.views[-1]
     done = []
     task.ended.connect(done.append)
     process_until(lambda: bool(done), timeout=300)
@@ -221,7 +221,7 @@ def test_training_task_completes_while_the_ui_keeps_running(plugin, tmp_path):
     assert heartbeat.ticks > 5
     assert Path(config.output).is_file()
     assert len(panel.epochs) == 2 and panel.steps
-    assert "Mean IoU" in panel.summary.toHtml() and "model.geofm" in panel.summary.toHtml()
+    assert "Mean IoU" in panel.summary.text() and "model.geofm" in panel.summary.text()
     assert panel.progress.value() == 100
 
 
@@ -229,7 +229,7 @@ def test_cancel_leaves_no_partial_files(plugin, tmp_path):
     config, folder = _train_config(plugin, tmp_path, "cancel", epochs=3)
     before = set(os.listdir(folder))
     task = plugin.start_training(config)
-    panel = plugin.panels[-1]
+    panel = plugin.dock.views[-1]
     task.engine_event.connect(lambda event: panel.cancel() if type(event).__name__ == "StepEvent" else None)
     done = []
     task.ended.connect(done.append)
@@ -244,7 +244,7 @@ def test_two_tasks_stay_independent(plugin, tmp_path, qgis_iface):
     second, _ = _train_config(plugin, tmp_path, "b")
     second.epochs = 2
     tasks = [plugin.start_training(first), plugin.start_training(second)]
-    panels = plugin.panels[-2:]
+    panels = plugin.dock.views[-2:]
     ended = []
     for task in tasks:
         task.ended.connect(ended.append)
@@ -270,7 +270,7 @@ def test_engine_error_reaches_the_message_bar_and_log(plugin, tmp_path, qgis_ifa
     critical = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Critical)
     assert any("missing.tif" in m for m in critical), critical
     assert any(tag == "geofm" and "missing.tif" in text for tag, text in logged)
-    assert "missing.tif" in plugin.panels[-1].summary.toPlainText()
+    assert "missing.tif" in plugin.dock.views[-1].summary.text()
 
 
 def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_path):
@@ -329,7 +329,7 @@ def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_b
     logged = []
     QgsApplication.messageLog().messageReceived.connect(lambda text, tag, level: logged.append((tag, text, level)))
     task = plugin.start_training(config)
-    panel = plugin.panels[-1]
+    panel = plugin.dock.views[-1]
     order = []
     task.engine_event.connect(lambda event: order.append(type(event).__name__))
     done = []
@@ -350,17 +350,19 @@ def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_b
 def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
     from geofm.core.config import TrainConfig
     from geofm.core.events import ProgressEvent, StartEvent, StepEvent
+    from geofm.geofm_qgis.engine_task import EngineTask
+    from geofm.geofm_qgis.training_dock import TrainingDock
 
     img, lbl = separable_scene(tmp_path, size=128)
     config = TrainConfig(images=[str(img)], labels=[str(lbl)], backbone="resnet18", weights="none", tile_size=64,
                          epochs=1, output=str(tmp_path / "model.geofm"))
-    task = plugin.start_training(config)
-    panel = plugin.panels[-1]
-    task.cancel()  # the panel is fed by hand below; the task itself stops at once
+    task = EngineTask("geofm: training", lambda cancel: iter(()))  # never started: the view is fed by hand
+    panel = TrainingDock(plugin.open_predict, lambda _kind, _config: None).add_run(task, config, "training")
     panel.on_event(ProgressEvent(3, 9, "tiling", "tiling"))
     assert "tiling 3 of 9" in panel.status.text() and 0 < panel.progress.value() < 5
     panel.on_event(StartEvent(2, 4, 32, 8, "cpu"))
     panel.on_event(StepEvent(1, 2, 0.5, 1e-3, 10.0))
     assert panel.progress.value() == int(100 * panel.tracker.fraction) and 5 < panel.progress.value() < 50
     assert "ETA" in panel.status.text()
-    process_until(lambda: task.status() in (task.TaskStatus.Complete, task.TaskStatus.Terminated), timeout=120)
+    panel.on_event(StepEvent(1, 4, 0.4, 1e-3, 10.0))  # the epoch's last step: the loop validates next
+    assert "validating on 8 tiles" in panel.status.text()

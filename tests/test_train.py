@@ -74,10 +74,10 @@ def test_cancel_before_any_epoch_writes_nothing(tmp_path, scene):
 def test_resumed_run_equals_uninterrupted_run(tmp_path, scene):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "a" / "m.geofm"))
+    straight = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "a" / "m.geofm"), keep_checkpoint=True)
     losses_a = [e.train_loss for e in train(straight) if isinstance(e, EpochEvent)]
 
-    cfg = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "b" / "m.geofm"))
+    cfg = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "b" / "m.geofm"), keep_checkpoint=True)
     cancel = threading.Event()
     for event in train(cfg, cancel):
         if isinstance(event, CheckpointEvent) and event.kind == "last":
@@ -90,8 +90,25 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, scene):
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
+def test_a_finished_run_removes_its_checkpoint_unless_asked_to_keep_it(tmp_path, scene):
+    events = list(train(_config(tmp_path, scene, epochs=1)))
+    assert isinstance(events[-1], FinishedEvent)
+    assert (tmp_path / "m.geofm").is_file() and not checkpoint_path(tmp_path / "m.geofm").exists()
+    assert any(isinstance(e, CheckpointEvent) and e.kind == "last" for e in events)  # written while it trained
+    list(train(_config(tmp_path, scene, epochs=1, keep_checkpoint=True)))
+    assert checkpoint_path(tmp_path / "m.geofm").is_file()
+
+
+def test_a_cancelled_run_keeps_its_checkpoint_to_resume(tmp_path, scene):
+    cancel = threading.Event()
+    for event in train(_config(tmp_path, scene, epochs=3), cancel):
+        if isinstance(event, CheckpointEvent) and event.kind == "last":
+            cancel.set()
+    assert checkpoint_path(tmp_path / "m.geofm").is_file()
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, scene):
-    cfg = _config(tmp_path, scene, epochs=1)
+    cfg = _config(tmp_path, scene, epochs=1, keep_checkpoint=True)
     list(train(cfg))
     other = _config(tmp_path, scene, epochs=2, decoder="simple", resume=str(checkpoint_path(cfg.output)))
     with pytest.raises(ConfigError, match="decoder"):
@@ -170,8 +187,8 @@ def test_folder_of_image_tiles_pairs_with_folder_of_label_tiles(tmp_path):
 # -- resume: what a checkpoint must match, and files that are not checkpoints ------------------------------------
 @pytest.fixture
 def finished(tmp_path, scene):
-    """A finished 1-epoch run: its config and its checkpoint."""
-    cfg = _config(tmp_path, scene, epochs=1)
+    """A finished 1-epoch run that kept its checkpoint: its config and its checkpoint."""
+    cfg = _config(tmp_path, scene, epochs=1, keep_checkpoint=True)
     list(train(cfg))
     return cfg, checkpoint_path(cfg.output)
 
