@@ -55,7 +55,7 @@ def main() -> None:
     from geofm.geofm_qgis.engine_task import EngineTask
     from geofm.geofm_qgis.predict_task import PredictRequest, prediction_task
     from geofm.geofm_qgis.train_dialog import TrainDialog
-    from geofm.geofm_qgis.train_panel import TrainPanel
+    from geofm.geofm_qgis.training_dock import TrainingDock
 
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="geofm-shots-"))
@@ -111,13 +111,14 @@ def main() -> None:
         return train(config, cancel)
 
     task = EngineTask("geofm: training", job)
-    panel = TrainPanel(task, config.output, window)
+    panel = TrainingDock(lambda _path: None, lambda _kind, _config: None, window)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, panel)
     panel.setMinimumWidth(460)
+    view = panel.add_run(task, config, "training")
     ended = []
     task.ended.connect(ended.append)
     QgsApplication.taskManager().addTask(task)
-    wait(lambda: len(panel.epochs) >= 2 or bool(ended))
+    wait(lambda: len(view.epochs) >= 2 or bool(ended))
     settle(1.0)
     window.grab().save(str(OUT / "live_panel.png"))
     wait(lambda: bool(ended))
