@@ -168,8 +168,8 @@ class Loop:
         if done >= epochs:
             raise ConfigError(f"the run is already complete: the checkpoint is at epoch {done} and this run asks "
                               f"for {epochs} epoch(s)", path=self.settings.resume,
-                              fix=f"to train longer, resume with --epochs above {done} (e.g. {done + 10}); the best "
-                                  f"model so far is {self.output}")
+                              fix=f"to train longer, set the epochs above {done} (e.g. {done + 10}) and resume; the "
+                                  f"best model so far is {self.output}")
 
     def _read_resume(self) -> dict[str, Any]:
         """The checkpoint to resume from, checked: a checkpoint, of this task, of this run, with epochs left."""
@@ -193,7 +193,8 @@ class Loop:
         if s.patience and stale >= s.patience:
             raise ConfigError(f"the run already stopped early: {stale} epoch(s) without a better score (patience "
                               f"{s.patience})", path=path,
-                              fix="resume with a larger --patience (0: never stop early), or start a new run")
+                              fix="resume with a larger early-stopping patience (0: never stop early), or start a new "
+                                  "run")
         return payload
 
     # -- one epoch ----------------------------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def test_resume_of_a_complete_run_says_so(tmp_path, scene, finished):
     cfg, ckpt = finished  # it ran its 1 epoch: resuming with epochs=1 has nothing left to do
     with pytest.raises(ConfigError, match="already complete") as err:
         list(train(_config(tmp_path, scene, epochs=1, resume=str(ckpt))))
-    assert "epoch 1" in str(err.value) and "--epochs" in str(err.value)
+    assert "epoch 1" in str(err.value) and "set the epochs above 1" in str(err.value)
 
 
 def test_resume_of_a_checkpoint_from_a_newer_geofm_is_refused(tmp_path, scene, finished):
