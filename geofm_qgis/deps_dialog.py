@@ -47,11 +47,12 @@ class DependencyDialog(QDialog):
             f"<ul>{items}</ul><p>The rest of QGIS works as before. <b>Install</b> puts them in a folder of your "
             f"QGIS profile.</p>")
         intro.setWordWrap(True)
-        self.cuda_box = QCheckBox("Install the NVIDIA (CUDA) build of torch: trains much faster on an NVIDIA GPU, "
-                                  "but is a far bigger download")
         gpu_found = deps.has_nvidia_gpu()
-        self.cuda_box.setToolTip("An NVIDIA GPU was found on this computer." if gpu_found else
-                                 "No NVIDIA GPU was found on this computer: the CPU build is the right one.")
+        self.cuda_box = QCheckBox("Install the build for NVIDIA GPUs (CUDA)" + (
+            ": an NVIDIA GPU was found" if gpu_found else ""))
+        self.cuda_box.setToolTip("Trains many times faster on an NVIDIA GPU, but is a far bigger download. "
+                                 + ("An NVIDIA GPU was found on this computer." if gpu_found else
+                                    "No NVIDIA GPU was found on this computer: the CPU build is the right one."))
         self.cuda_box.setVisible(sys.platform != "darwin")  # macOS: PyPI's build, with Apple MPS where the Mac has it
         self.cuda_box.toggled.connect(self._describe)
         self.size_label = QLabel()
@@ -107,7 +108,9 @@ class DependencyDialog(QDialog):
         layout = QVBoxLayout(self)
         for widget in (intro, self.cuda_box, self.size_label, self.python_label):
             layout.addWidget(widget)
-        layout.addWidget(QLabel("Or install them yourself with this command (OSGeo4W shell on Windows):"))
+        yourself = QLabel("Or install them yourself with this command (OSGeo4W shell on Windows):")
+        yourself.setWordWrap(True)
+        layout.addWidget(yourself)
         layout.addLayout(row)
         layout.addWidget(light_label)
         layout.addWidget(self.light_edit)
@@ -116,11 +119,14 @@ class DependencyDialog(QDialog):
         layout.addWidget(self.details)
         layout.addWidget(buttons)
         self._describe()
+        for label in (intro, light_label):  # rich wrapped text: Qt underestimates its height in a layout
+            label.setMinimumHeight(label.heightForWidth(self.minimumWidth() - 30))
+        self.adjustSize()
 
     def _describe(self) -> None:
         """Size, interpreter and command for the current CUDA choice."""
         cuda = self.cuda_box.isChecked() and not self.cuda_box.isHidden()
-        self.size_label.setText(f"Download: {deps.download_size(self.packages, cuda)} (torch's "
+        self.size_label.setText(f"Size: {deps.download_size(self.packages, cuda)} (torch's "
                                 f"{'CUDA' if cuda else 'CPU' if sys.platform != 'darwin' else 'macOS'} build).")
         self.command_edit.setText(deps.shell_text(deps.install_commands(self.target, self.packages, self.python,
                                                                         cuda)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 #: what pip (its urllib3 and socket errors) prints when the package server cannot be reached
 OFFLINE_MARKERS = (
@@ -57,7 +58,7 @@ def _requirement(text: str) -> str:
 
 
 def _package(text: str) -> str:
-    match = _WHEEL.search(text.split(" (")[0])
+    match = _WHEEL.search(unquote(text.split(" (")[0]))
     if match:
         return f"{match.group(1).replace('_', '-')} {match.group(2)}"
     return text.split(" (")[0].rsplit("/", 1)[-1]

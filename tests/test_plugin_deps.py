@@ -102,7 +102,7 @@ def test_no_qgis_python_found_is_said_and_install_is_off(qgis_iface, tmp_path, m
 @pytest.mark.parametrize(("line", "said"), [
     ("Collecting torch==2.14.1", "Looking up torch==2.14.1…"),
     ("  Downloading https://download.pytorch.org/whl/cpu/torch-2.14.1%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl "
-     "(191.8 MB)", "Downloading torch 2.14.1%2Bcpu (191.8 MB)…"),
+     "(191.8 MB)", "Downloading torch 2.14.1+cpu (191.8 MB)…"),
     ("  Downloading torchvision-0.29.1-cp311-cp311-win_amd64.whl (1.9 MB)", "Downloading torchvision 0.29.1 (1.9 MB)…"),
     ("Installing collected packages: mpmath, sympy, torch", "Installing mpmath, sympy, torch… (unpacking can take "
                                                             "a few minutes)"),
