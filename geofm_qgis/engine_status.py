@@ -24,6 +24,8 @@ HEAVY = (("torch", "PyTorch"), ("torchvision", "torchvision's models"))
 CHARTS = ("matplotlib.backends.backend_qtagg", "the live charts")
 #: milliseconds between steps: enough for Qt to paint the dialog and the new text before the next import
 PAUSE_MS = 40
+#: when no paint comes after the dialog is shown (no screen, a hidden parent), start anyway after this long
+UNPAINTED_MS = 500
 
 
 class EngineStatus(QLabel):
@@ -37,25 +39,41 @@ class EngineStatus(QLabel):
         super().__init__(parent)
         self.module = f"{__package__.rsplit('.', 1)[0]}.core.{module}"
         self.also = also
+        self.steps: list[tuple[str, str]] = []
+        self.timer = QTimer(self)  # a child: a dialog deleted while loading takes its pending step with it
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self._step)
         self.setWordWrap(True)
-        self.loaded = self.module in sys.modules
+        self.loaded = all(name in sys.modules for name in (self.module, *(n for n, _words in also)))
         self.started = self.loaded
         self.setText("" if self.loaded else "Loading the deep-learning engine…")
         self.setVisible(not self.loaded)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
-        """The first time the dialog shows, start loading (after this paint)."""
+        """Shown: load after the first paint, or after UNPAINTED_MS when no paint comes (headless, hidden parent)."""
         super().showEvent(event)
+        if not self.started and not self.timer.isActive():
+            self._plan()
+            self.timer.start(UNPAINTED_MS)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Painted (with its dialog): start loading PAUSE_MS later, the window being on screen."""
+        super().paintEvent(event)
         if not self.started:
             self.started = True
-            steps = [(name, f"Loading the deep-learning engine ({words})…") for name, words in HEAVY
-                     if name not in sys.modules and importlib.util.find_spec(name) is not None]
-            steps.append((self.module, "Loading the deep-learning engine (geofm)…"))
-            steps += [(name, f"Loading {words}…") for name, words in self.also if name not in sys.modules]
-            QTimer.singleShot(PAUSE_MS, lambda: self._step(steps))
+            self._plan()
+            self.timer.start(PAUSE_MS)
 
-    def _step(self, steps: list[tuple[str, str]]) -> None:
-        name, words = steps[0]
+    def _plan(self) -> None:
+        if not self.steps:
+            self.steps = [(name, f"Loading the deep-learning engine ({words})…") for name, words in HEAVY
+                          if name not in sys.modules and importlib.util.find_spec(name) is not None]
+            self.steps.append((self.module, "Loading the deep-learning engine (geofm)…"))
+            self.steps += [(name, f"Loading {words}…") for name, words in self.also if name not in sys.modules]
+
+    def _step(self) -> None:
+        self.started = True
+        name, words = self.steps.pop(0)
         self.setText(words)
         self.repaint()
         block_triton()
@@ -66,8 +84,8 @@ class EngineStatus(QLabel):
                          "packages from the dialog shown when QGIS starts, or restart QGIS.</span>")
             self.ready.emit(str(err))
             return
-        if len(steps) > 1:
-            QTimer.singleShot(PAUSE_MS, lambda: self._step(steps[1:]))
+        if self.steps:
+            self.timer.start(PAUSE_MS)
             return
         self.loaded = True
         self.setVisible(False)
