@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .checkpoint import Checkpoint, check_same_run, checkpoint_path, read_checkpoint, restore, save_checkpoint
+from .cost import auto_epochs
 from .device import amp_dtype, default_workers, resolve_device
 from .distributed import any_across, init_distributed, mean_across, shutdown
 from .errors import ConfigError, TrainingError
@@ -33,17 +34,6 @@ from .events import (
     WarningEvent,
 )
 from .tasks import CancelFlag, Task
-
-#: Automatic epochs: about this many training items seen in all (a CPU budget of minutes, not hours) …
-AUTO_ITEMS_SEEN = 2400
-#: … in this many epochs at least and at most (few items: many short epochs; many items: a few long ones).
-AUTO_EPOCHS = (5, 100)
-
-
-def auto_epochs(items: int) -> int:
-    """Epochs for ``items`` training items when the user leaves the number to geofm."""
-    low, high = AUTO_EPOCHS
-    return int(min(high, max(low, round(AUTO_ITEMS_SEEN / max(items, 1)))))
 
 
 @dataclass

@@ -22,13 +22,40 @@ PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#c
 MAX_CLASSES = 255
 
 
-def _colour(i: int) -> str:
+#: Land-cover colours by words in a class name (lower case, first match wins: wetland before water and grass,
+#: shrub before forest), in the spirit of the NLCD / CORINE legends analysts know.
+LAND_COVER_COLOURS = (
+    (("wetland", "marsh", "swamp", "bog", "fen", "mangrove"), "#3aa6a0"),  # teal
+    (("water", "river", "lake", "sea", "ocean", "reservoir", "pond", "stream"), "#1f6fd1"),  # blue
+    (("snow", "ice", "glacier"), "#f4f6f8"),  # white
+    (("urban", "developed", "built", "building", "city", "settlement", "road", "impervious", "residential",
+      "industrial", "artificial"), "#b0534f"),  # red-grey
+    (("shrub", "scrub", "bush", "heath"), "#8a8a2e"),  # olive
+    (("forest", "tree", "wood", "conifer", "deciduous", "evergreen", "canopy"), "#1e5e2b"),  # dark green
+    (("grass", "herbaceous", "meadow", "pasture", "rangeland", "lawn", "savanna"), "#9fd26b"),  # light green
+    (("crop", "agri", "farm", "cultivat", "arable", "paddy", "rice", "orchard", "vineyard", "field"),
+     "#f0d43a"),  # yellow
+    (("bare", "sediment", "sand", "soil", "rock", "barren", "beach", "dune", "quarry", "mine", "fallow"),
+     "#d2b48c"),  # tan
+    (("cloud",), "#ffffff"),
+    (("shadow",), "#3c3c3c"),
+)
+
+
+def default_colour(name: str, i: int) -> str:
+    """A land-cover colour when the class name says what it is (water blue, forest dark green…), else the
+    ``i``-th colour of PALETTE."""
+    text = name.lower()
+    for words, colour in LAND_COVER_COLOURS:
+        if any(word in text for word in words):
+            return colour
     return PALETTE[i % len(PALETTE)]
 
 
 def classes_from_layer(layer: QgsMapLayer | None, field: str | None = None) -> list[dict[str, Any]]:
     """[{value, name, colour}] from a label layer: its paletted / categorised symbology when it has one,
-    else its distinct values (rasters: band 1; polygons: ``field``) with names 'class N' and default colours.
+    else its distinct values (rasters: band 1; polygons: ``field``) with names 'class N' and default colours
+    (land-cover colours where the class name says what it is: ``default_colour``).
 
     For a text field the values are 1..K in name order and the name is the field's text (the engine matches
     polygons to classes by it, so it is not editable then).
@@ -96,7 +123,7 @@ def _raster_classes(layer: QgsRasterLayer) -> list[dict[str, Any]]:
     for i, (value, label, colour) in enumerate(sorted(items, key=lambda t: t[0])[:MAX_CLASSES]):
         number = int(value)
         text = label if label and label != str(value) and label != f"{value:g}" else f"class {number}"
-        out.append({"value": number, "name": text, "colour": colour.name() if colour else _colour(i)})
+        out.append({"value": number, "name": text, "colour": colour.name() if colour else default_colour(text, i)})
     return out
 
 
@@ -111,7 +138,7 @@ def _vector_classes(layer: QgsVectorLayer, field: str) -> list[dict[str, Any]]:
     numeric = all(isinstance(v, int) or (isinstance(v, float) and v.is_integer()) for v in values)
     out = []
     for i, value in enumerate(values[:MAX_CLASSES]):
-        label, colour = styled.get(value, ("", _colour(i)))
+        label, colour = styled.get(value, ("", default_colour(str(value) if not numeric else "", i)))
         if numeric:
             out.append({"value": int(value), "name": label or f"class {int(value)}", "colour": colour})
         else:  # the name is the key the engine matches against the field, so the style's label is not used

@@ -21,16 +21,21 @@ from .messages import log, push
 Job = Callable[[threading.Event], Iterator[Any]]
 
 
+def block_triton() -> None:
+    """Keep triton out (shipped with CUDA builds of torch, used only by torch.compile, which geofm does not use):
+    its LLVM clashes with the LLVM that Mesa's OpenGL driver has already loaded into QGIS, and segfaults."""
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # torch then takes triton as not installed
+
+
 def preload(module: str) -> None:
     """Import ``geofm.core.<module>`` (torch and its extensions) on the main thread, with a busy cursor.
 
     Loading torch's native extensions for the first time in a worker thread can crash the process, so dialogs
     and algorithms call this before they start a task; afterwards the worker's import is a dictionary lookup.
-    Triton (shipped with CUDA builds of torch, used only by torch.compile, which geofm does not use) is kept out:
-    its LLVM clashes with the LLVM that Mesa's OpenGL driver has already loaded into QGIS, and segfaults.
+    Dialogs load it earlier, in steps after they have opened (``engine_status.EngineStatus``).
     """
-    if "triton" not in sys.modules:
-        sys.modules["triton"] = None  # torch then takes triton as not installed
+    block_triton()
     QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
     try:
         importlib.import_module(f"{__package__.rsplit('.', 1)[0]}.core.{module}")

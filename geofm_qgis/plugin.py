@@ -23,7 +23,7 @@ from . import deps
 from .messages import log, push
 
 MENU = "&geofm"
-ICON = Path(__file__).resolve().parent.parent / "icon.png"
+ICONS = Path(__file__).resolve().parent / "icons"
 
 
 class GeoFMPlugin:
@@ -49,9 +49,10 @@ class GeoFMPlugin:
         """Menu under Raster and toolbar; the dependency check; the Processing provider when it passes."""
         self.toolbar = self.iface.addToolBar("geofm")
         self.toolbar.setObjectName("geofmToolbar")
-        for text, slot in (("Train model…", self.open_train), ("Predict…", self.open_predict),
-                           ("Model info…", self.open_info), ("Pretrain backbone…", self.open_pretrain)):
-            action = QAction(QIcon(str(ICON)), text, self.iface.mainWindow())
+        for text, slot, icon in (("Train model…", self.open_train, "train"), ("Predict…", self.open_predict, "predict"),
+                                 ("Model info…", self.open_info, "info"),
+                                 ("Pretrain backbone…", self.open_pretrain, "pretrain")):
+            action = QAction(QIcon(str(ICONS / f"{icon}.svg")), text, self.iface.mainWindow())
             action.setObjectName(f"geofm{text.split()[0]}")
             action.triggered.connect(slot)
             self.iface.addPluginToRasterMenu(MENU, action)

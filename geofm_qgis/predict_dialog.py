@@ -26,7 +26,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .device import device_text
-from .engine_task import preload
+from .engine_status import EngineStatus
 from .layer_sources import layer_file, output_problem
 from .messages import InputProblem, push
 from .package_info import PACKAGE_FILTER, PackageProblem, read_metadata, summary_html
@@ -43,7 +43,6 @@ class PredictDialog(QDialog):
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        preload("predict")
         self.iface = iface
         self.metadata: dict | None = None
         self.setWindowTitle("geofm — Predict with a model")
@@ -75,7 +74,7 @@ class PredictDialog(QDialog):
         from ..core.schema import setting_of
 
         self.device_combo = widget_for(setting_of(PredictConfig, "device"), "auto")
-        self.device_label = QLabel(device_text("auto"))
+        self.device_label = QLabel("Runs on: known once the engine has loaded")
         self.device_combo.currentIndexChanged.connect(
             lambda: self.device_label.setText(device_text(self.device_combo.currentData())))
 
@@ -95,10 +94,20 @@ class PredictDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.bar)
         layout.addLayout(form)
+        self.engine_status = EngineStatus("predict")
+        self.engine_status.ready.connect(self._engine_ready)
+        layout.addWidget(self.engine_status)
         layout.addWidget(buttons)
         self.package_widget.fileChanged.connect(self.show_package)
         self.show_package("")
+        if self.engine_status.loaded:  # opened before: the engine is there, the device can be named now
+            self._engine_ready("")
         self.resize(640, 520)
+
+    def _engine_ready(self, problem: str) -> None:
+        """The engine has loaded (after the dialog opened): now the device can be named."""
+        if not problem:
+            self.device_label.setText(device_text(self.device_combo.currentData()))
 
     def show_package(self, path: str) -> None:
         """Read the package's metadata and show its summary (or why it cannot be read)."""

@@ -21,7 +21,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .engine_task import preload
+from .engine_status import CHARTS, EngineStatus
 from .layer_sources import layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, value_of, widget_for
@@ -38,7 +38,6 @@ class PretrainDialog(QDialog):
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        preload("pretrain")
         from ..core.config import PretrainConfig
         from ..core.schema import default_of, settings_of
 
@@ -82,6 +81,8 @@ class PretrainDialog(QDialog):
         form.addRow(self.settings["output"].label, self.output_widget)
         advanced = [s for s in self.settings.values() if s.name not in {"images", "output", *BASIC}]
         layout.addWidget(advanced_section(advanced, values, self.widgets))
+        self.engine_status = EngineStatus("pretrain", also=(CHARTS,))
+        layout.addWidget(self.engine_status)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         buttons.addButton("Pretrain", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)

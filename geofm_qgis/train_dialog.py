@@ -34,13 +34,15 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.cost import duration_text, training_seconds, training_threads, window_count
+from ..core.presets import PRESETS, preset_of
 from . import settings
 from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
-from .engine_task import preload
+from .engine_status import CHARTS, EngineStatus
 from .layer_sources import export_raster, layer_file, output_problem
 from .messages import InputProblem, push
-from .setting_widgets import advanced_section, value_of, widget_for
+from .setting_widgets import advanced_section, set_value, value_of, widget_for
 
 #: Weights choices that are a file, and the file filter each offers.
 FILE_KINDS = {"file": "PyTorch weights (*.pth *.pt)", "backbone": "geofm backbone package (*.geofm)"}
@@ -54,7 +56,6 @@ class TrainDialog(QDialog):
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        preload("train")
         self.iface = iface
         self.grid_report = None
         self.setWindowTitle("geofm — Train a segmentation model")
@@ -66,6 +67,9 @@ class TrainDialog(QDialog):
         columns.addWidget(self._data_group(), 3)
         columns.addWidget(self._parameter_group(), 2)
         layout.addLayout(columns)
+        self.engine_status = EngineStatus("train", also=(CHARTS,))
+        self.engine_status.ready.connect(self._engine_ready)
+        layout.addWidget(self.engine_status)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.train_button = buttons.addButton("Train", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)
@@ -73,11 +77,14 @@ class TrainDialog(QDialog):
         layout.addWidget(buttons)
 
         self.image_combo.layerChanged.connect(self.update_grid)
+        self.image_combo.layerChanged.connect(self.update_estimate)
         self.label_combo.layerChanged.connect(self._labels_changed)
         self.field_combo.fieldChanged.connect(self._field_changed)
         self.tile_spin.valueChanged.connect(self.update_grid)
         self._pick_label_layer()
         self._labels_changed(self.label_combo.currentLayer())
+        if self.engine_status.loaded:  # opened before: the engine is there, the device can be named now
+            self._engine_ready("")
         self.resize(1000, 640)
 
     # -- building ----------------------------------------------------------------------------------------------
@@ -129,6 +136,14 @@ class TrainDialog(QDialog):
         self.widgets: dict[str, QWidget] = {}
         box = QGroupBox("Model and training")
         form = QFormLayout(box)
+        self.preset_combo = QComboBox()
+        for name, (label, text, _values) in PRESETS.items():
+            self.preset_combo.addItem(label, name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.addItem("Custom", "")
+        self.preset_combo.setToolTip("Sets backbone, decoder, tile size, epochs and early stopping at once; "
+                                     "changing one of them by hand makes it Custom.")
+        form.addRow("Preset", self.preset_combo)
         remembered = values["weights"]
         self.weights_combo = QComboBox()
         for entry in WEIGHT_SOURCES:
@@ -153,10 +168,13 @@ class TrainDialog(QDialog):
         for name in basic:
             self.widgets[name] = widget_for(shown[name], values[name])
             form.addRow(shown[name].label, self.widgets[name])
-        self.device_label = QLabel(device_text(values["device"]))
+        self.device_label = QLabel("Runs on: known once the engine has loaded")
         self.widgets["device"].currentIndexChanged.connect(
             lambda: self.device_label.setText(device_text(self.widgets["device"].currentData())))
         form.addRow("", self.device_label)
+        self.estimate_label = QLabel()
+        self.estimate_label.setWordWrap(True)
+        form.addRow("Estimated time", self.estimate_label)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.output_widget.setFilter("geofm model package (*.geofm)")
@@ -170,6 +188,13 @@ class TrainDialog(QDialog):
         form.addRow(advanced_section(advanced, values, self.widgets))
         self.tile_spin = self.widgets["tile_size"]
         self._weights_changed()
+        self._applying_preset = False
+        self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset_of(self.setting_values())))
+        self.preset_combo.currentIndexChanged.connect(self._preset_chosen)
+        for name in ("backbone", "decoder", "tile_size", "overlap", "epochs", "patience", "val_fraction", "device"):
+            widget = self.widgets[name]
+            signal = widget.currentIndexChanged if isinstance(widget, QComboBox) else widget.valueChanged
+            signal.connect(self._settings_changed)
         return box
 
     def chosen_layers(self) -> tuple[str, str, str]:
@@ -198,12 +223,60 @@ class TrainDialog(QDialog):
         self.label_combo.setLayer((vectors or others or [None])[0])
 
     # -- reacting ----------------------------------------------------------------------------------------------
+    def _engine_ready(self, problem: str) -> None:
+        """The engine has loaded (after the dialog opened): now the device can be named."""
+        if not problem:
+            self.device_label.setText(device_text(self.widgets["device"].currentData()))
+            self.update_estimate()
+
+    def _preset_chosen(self) -> None:
+        name = self.preset_combo.currentData()
+        if not name:
+            return
+        self._applying_preset = True
+        try:
+            for key, value in PRESETS[name][2].items():
+                set_value(self.settings[key], self.widgets[key], value)
+        finally:
+            self._applying_preset = False
+        self.update_estimate()
+
+    def _settings_changed(self) -> None:
+        if not self._applying_preset:
+            self.preset_combo.blockSignals(True)
+            self.preset_combo.setCurrentIndex(self.preset_combo.findData(preset_of(self.setting_values())))
+            self.preset_combo.blockSignals(False)
+            self.update_estimate()
+
+    def update_estimate(self) -> str:
+        """Show how long training would take with the chosen layers and settings (also returned)."""
+        values = self.setting_values()
+        area = labelled_area_px(self.image_combo.currentLayer(), self.label_combo.currentLayer())
+        if area is None:
+            text = "Known once image and labels are chosen and overlap."
+        else:
+            windows = window_count(*area, values["tile_size"], values["overlap"])
+            if not windows:
+                text = "The area shared by image and labels is smaller than one tile."
+            else:
+                seconds, epochs = training_seconds(windows, values["val_fraction"], values["epochs"],
+                                                   values["backbone"], values["decoder"], values["tile_size"],
+                                                   training_threads())
+                tiles = max(1, round(windows * (1 - values["val_fraction"])))
+                text = (f"{duration_text(seconds)} on this computer's CPU (up to {tiles:,} training tiles × "
+                        f"{epochs} epochs{'' if values['epochs'] else ', chosen automatically'}")
+                text += ("; an NVIDIA GPU is usually many times faster, not measured here)." if _uses_gpu(
+                    values["device"]) else ").")
+        self.estimate_label.setText(text)
+        return text
+
     def _weights_changed(self) -> None:
         kind = self.weights_combo.currentData()
         self.weights_file.setVisible(kind in FILE_KINDS)
         self.weights_file.setFilter(FILE_KINDS.get(kind, FILE_KINDS["file"]))
 
     def _labels_changed(self, layer: QgsMapLayer | None) -> None:
+        self.update_estimate()
         is_vector = isinstance(layer, QgsVectorLayer)
         self.field_combo.setEnabled(is_vector)
         self.field_combo.setLayer(layer if is_vector else None)
@@ -400,6 +473,27 @@ class TrainDialog(QDialog):
         self.remember()
         self.start_training.emit(config)
         super().accept()
+
+
+def labelled_area_px(image: QgsMapLayer | None, labels: QgsMapLayer | None) -> tuple[int, int] | None:
+    """Width and height in image pixels of the area image and labels share, or None."""
+    if not isinstance(image, QgsRasterLayer) or labels is None or image.width() <= 0:
+        return None
+    extent = labels.extent()
+    if labels.crs() != image.crs():
+        extent = QgsCoordinateTransform(labels.crs(), image.crs(), QgsProject.instance()).transformBoundingBox(extent)
+    shared = extent.intersect(image.extent())
+    if shared.isEmpty():
+        return None
+    return (int(shared.width() / image.rasterUnitsPerPixelX()), int(shared.height() / image.rasterUnitsPerPixelY()))
+
+
+def _uses_gpu(choice: str) -> bool:
+    """Whether training would run on a GPU; 'auto' is known only once torch is loaded."""
+    if choice in ("cuda", "mps"):
+        return True
+    torch = sys.modules.get("torch")
+    return choice == "auto" and torch is not None and torch.cuda.is_available()
 
 
 def _file_kind(path: str) -> str:

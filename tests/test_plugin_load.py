@@ -47,7 +47,10 @@ def test_model_info_opens_without_a_package(loaded):
 
 
 def test_device_is_named(loaded):
+    from qgis_helpers import process_until
+
     dialog = loaded.open_train()
+    process_until(lambda: dialog.engine_status.loaded, timeout=120)  # the device is named once torch has loaded
     text = dialog.device_label.text()
     assert any(word in text for word in ("NVIDIA", "Apple MPS", "CPU only")), text
     dialog.close()
