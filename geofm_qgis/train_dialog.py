@@ -14,7 +14,6 @@ from qgis.core import (
     QgsMapLayer,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRasterDataProvider,
     QgsRasterLayer,
     QgsTask,
     QgsVectorLayer,
@@ -25,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -38,7 +38,7 @@ from . import settings
 from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
 from .engine_task import preload
-from .layer_sources import export_raster, layer_file, output_problem
+from .layer_sources import export_plan, export_problem, export_task, layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, value_of, widget_for
 
@@ -307,26 +307,58 @@ class TrainDialog(QDialog):
         QgsApplication.taskManager().addTask(task)
         return task
 
-    def export_image(self) -> str | None:
-        """Export a non-file image layer (WMS, virtual…) to a GeoTIFF and select that instead."""
+    def export_image(self, target: str | None = None) -> QgsTask | None:
+        """Export a non-file image layer (WMS, XYZ, virtual…) to a GeoTIFF the user names (``target``: asked when
+        not given), in a background task; select it as the image once written, unless it came out blank."""
         layer = self.image_combo.currentLayer()
         if layer is None:
             return None
-        provider = layer.dataProvider()
-        if provider.capabilities() & QgsRasterDataProvider.Capability.Size and provider.xSize() > 0:
-            extent, pixel = layer.extent(), layer.extent().width() / provider.xSize()
-        else:  # web layers have no native size: take what the map shows, at the map's resolution
-            canvas = self.iface.mapCanvas()
-            extent, pixel = canvas.extent(), canvas.mapUnitsPerPixel()
-        target = _free_path(Path(tempfile.gettempdir()) / "geofm" / _safe(layer.name()), "", ".tif")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        problem = export_raster(layer, str(target), extent, pixel)
+        plan = export_plan(layer, self.label_combo.currentLayer(), self.iface.mapCanvas())
+        problem = export_problem(layer, plan)
+        if problem is None:
+            target = target or self._ask_export_path(layer)
+            if not target:
+                return None  # the file dialog was cancelled
+            problem = output_problem(target, (".tif", ".tiff"))
         if problem:
-            push(self.bar, "Export failed", problem, Qgis.MessageLevel.Critical)
+            push(self.bar, "Cannot export", problem, Qgis.MessageLevel.Critical)
             return None
-        self._add_and_select(QgsRasterLayer(str(target), f"{layer.name()} (GeoTIFF)"), self.image_combo)
-        push(self.bar, "Exported", f"{layer.name()} was saved to {target}.", Qgis.MessageLevel.Success, 8)
-        return str(target)
+        task = export_task(layer, target, plan)
+        name = layer.name()
+        task.writeComplete.connect(lambda path: self._exported(name, path, plan))
+        task.errorOccurred.connect(lambda *_: self._export_failed(name, target))
+        self.export_task = task  # as align_labels: keep a Python reference while the task runs
+        self.export_button.setEnabled(False)
+        push(self.bar, "Exporting", f"{name}: {plan.describe()}, to {target}. Progress shows in QGIS's task bar.",
+             Qgis.MessageLevel.Info)
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _ask_export_path(self, layer: QgsMapLayer) -> str:
+        """A GeoTIFF name chosen by the user, proposed beside the label file (else the project, else home)."""
+        labels = layer_file(self.label_combo.currentLayer())
+        folder = Path(labels).parent if labels else Path(QgsProject.instance().homePath() or Path.home())
+        path, _ = QFileDialog.getSaveFileName(self, f"Export “{layer.name()}” as a GeoTIFF for training",
+                                              str(folder / f"{_safe(layer.name())}.tif"), "GeoTIFF (*.tif *.tiff)")
+        return path
+
+    def _exported(self, name: str, path: str, plan) -> None:
+        from ..core.raster import is_blank
+
+        self.export_button.setEnabled(True)
+        if is_blank(path):
+            push(self.bar, "The export is blank",
+                 f"{path} holds no image: every pixel is empty (0 or nodata), so “{name}” drew nothing over "
+                 f"{plan.basis}. The service may be unreachable (offline?) or not cover this area. Check that the "
+                 "layer shows on the map there, then export again.")
+            return
+        self._add_and_select(QgsRasterLayer(path, f"{name} (GeoTIFF)"), self.image_combo)
+        push(self.bar, "Exported", f"“{name}” was saved to {path}: {plan.describe()}.", Qgis.MessageLevel.Success, 8)
+
+    def _export_failed(self, name: str, path: str) -> None:
+        self.export_button.setEnabled(True)
+        push(self.bar, "Export failed", f"{path}: QGIS could not write “{name}” there. Check that the folder is "
+                                        "writable and the disk not full, then export again.", Qgis.MessageLevel.Critical)
 
     def _add_and_select(self, layer: QgsMapLayer, combo: QgsMapLayerComboBox) -> None:
         QgsProject.instance().addMapLayer(layer)
