@@ -77,8 +77,13 @@ class ExportPlan:
 
 
 def crs_label(crs: QgsCoordinateReferenceSystem) -> str:
-    """'EPSG:3358' or, for a custom CRS, its description."""
-    return crs.authid() or crs.description() or "a custom CRS"
+    """'EPSG:3358'; for a custom CRS the name its WKT gives it, else 'a custom CRS (no EPSG code)'."""
+    from ..core.grid import wkt_name
+
+    if crs.authid() and not crs.authid().upper().startswith("USER:"):
+        return crs.authid()
+    name = wkt_name(crs.toWkt()) or wkt_name(f'X["{crs.description()}"]')
+    return f"“{name}” (no EPSG code)" if name else "a custom CRS (no EPSG code)"
 
 
 def export_plan(layer: QgsRasterLayer, labels: QgsMapLayer | None, canvas) -> ExportPlan:

@@ -16,6 +16,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsTask,
+    QgsUnitTypes,
     QgsVectorLayer,
 )
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
@@ -38,12 +39,15 @@ from . import settings
 from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
 from .engine_task import preload
-from .layer_sources import export_plan, export_problem, export_task, layer_file, output_problem
+from .layer_sources import crs_label, export_plan, export_problem, export_task, layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, value_of, widget_for
 
 #: Weights choices that are a file, and the file filter each offers.
 FILE_KINDS = {"file": "PyTorch weights (*.pth *.pt)", "backbone": "geofm backbone package (*.geofm)"}
+#: What the dialog says of labels that need aligning: Train does it (config.align_labels), nothing blocks.
+ON_THE_FLY = ("nothing to do: Train aligns the labels to the image grid on the fly (nearest neighbour). To train on "
+              "them several times, write an aligned copy once with the button below.")
 VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
 
 
@@ -258,18 +262,21 @@ class TrainDialog(QDialog):
         except GeoFMError as err:
             self._show_grid("unusable", str(err))
             return
-        self.align_button.setVisible(self.grid_report.verdict == "align_labels")
-        self._show_grid(self.grid_report.verdict, self.grid_report.summary)
+        aligning = self.grid_report.verdict == "align_labels"
+        self.align_button.setVisible(aligning)
+        self._show_grid(self.grid_report.verdict,
+                        self.grid_report.summary_with(ON_THE_FLY) if aligning else self.grid_report.summary)
 
     def _vector_check(self, image: QgsRasterLayer, labels: QgsVectorLayer) -> tuple[str, str]:
         field = self.field_combo.currentField()
         if not field or labels.fields().indexOf(field) < 0:
             return "unusable", _no_field_text(labels, field)
-        lines = [f"Image {image.crs().authid() or image.crs().description()}, "
-                 f"{image.rasterUnitsPerPixelX():g} × {image.rasterUnitsPerPixelY():g} per pixel."]
+        units = "°" if image.crs().isGeographic() else f" {QgsUnitTypes.toString(image.crs().mapUnits())}"
+        lines = [f"Image in {crs_label(image.crs())}, {image.rasterUnitsPerPixelX():g} × "
+                 f"{image.rasterUnitsPerPixelY():g}{units} per pixel."]
         if labels.crs() != image.crs():
-            lines.append(f"The polygons ({labels.crs().authid()}) are reprojected to the image's CRS "
-                         f"({image.crs().authid()}) when they are burnt into label tiles.")
+            lines.append(f"The polygons ({crs_label(labels.crs())}) are reprojected to the image's CRS "
+                         f"({crs_label(image.crs())}) when they are burnt into label tiles.")
         extent = QgsCoordinateTransform(labels.crs(), image.crs(), QgsProject.instance()).transformBoundingBox(
             labels.extent())
         if not extent.intersects(image.extent()):

@@ -433,3 +433,32 @@ def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
     assert panel.progress.value() == int(100 * panel.tracker.fraction) and 5 < panel.progress.value() < 50
     assert "ETA" in panel.status.text()
     process_until(lambda: task.status() in (task.TaskStatus.Complete, task.TaskStatus.Terminated), timeout=120)
+
+
+def test_grid_words_for_a_geographic_and_a_custom_crs(plugin, scene_polygons, tmp_path):
+    """Degrees are not read as 683 km; a custom CRS is named from its WKT, not "()"; labels that need aligning are
+    aligned by Train itself, which the dialog says instead of a command-line fix."""
+    import numpy as np
+
+    from rasters import write_raster
+    from test_grid import CUSTOM_LCC
+
+    image = _add(QgsRasterLayer(str(write_raster(tmp_path / "geo.tif", np.ones((3, 128, 128), np.uint16),
+                                                 crs="EPSG:4326", origin=(10.0, 50.0), res=0.0003)), "geo image"))
+    coarse = _add(QgsRasterLayer(str(write_raster(tmp_path / "geo_labels.tif", np.ones((64, 64), np.uint8),
+                                                  crs="EPSG:4326", origin=(10.0, 50.0), res=0.0006, nodata=0)),
+                                 "geo labels"))
+    dialog = _dialog(plugin, image, coarse)
+    dialog.tile_spin.setValue(64)
+    text = dialog.grid_label.text()
+    assert "on the fly" in text and "nothing to do" in text and "--" not in text and "km" not in text, text
+    assert "about 21" in text  # 0.0003° of longitude at 50° N, on the ground
+    assert dialog.config().align_labels
+    dialog.close()
+
+    custom = _add(QgsRasterLayer(str(write_raster(tmp_path / "custom.tif", np.ones((3, 128, 128), np.uint16),
+                                                  crs=CUSTOM_LCC, origin=(633_000, 227_000))), "custom"))
+    dialog = _dialog(plugin, custom, _add(QgsVectorLayer(str(scene_polygons), "polygons", "ogr")), "label")
+    text = dialog.grid_label.text()
+    assert "Lambert NC custom" in text and "()" not in text and "unnamed" not in text.lower(), text
+    dialog.close()
