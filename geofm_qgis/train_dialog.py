@@ -46,7 +46,7 @@ from .setting_widgets import advanced_section, value_of, widget_for
 #: Weights choices that are a file, and the file filter each offers.
 FILE_KINDS = {"file": "PyTorch weights (*.pth *.pt)", "backbone": "geofm backbone package (*.geofm)"}
 #: What the dialog says of labels that need aligning: Train does it (config.align_labels), nothing blocks.
-ON_THE_FLY = ("nothing to do: Train aligns the labels to the image grid on the fly (nearest neighbour). To train on "
+ON_THE_FLY = ("none needed — Train aligns the labels to the image grid on the fly (nearest neighbour). To train on "
               "them several times, write an aligned copy once with the button below.")
 VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
 
@@ -61,6 +61,7 @@ class TrainDialog(QDialog):
         preload("train")
         self.iface = iface
         self.grid_report = None
+        self.export_note = None
         self.setWindowTitle("geofm — Train a segmentation model")
         self.bar = QgsMessageBar(self)
 
@@ -338,6 +339,7 @@ class TrainDialog(QDialog):
         self.export_button.setEnabled(False)
         push(self.bar, "Exporting", f"{name}: {plan.describe()}, to {target}. Progress shows in QGIS's task bar.",
              Qgis.MessageLevel.Info)
+        self.export_note = self.bar.currentItem()
         QgsApplication.taskManager().addTask(task)
         return task
 
@@ -352,7 +354,7 @@ class TrainDialog(QDialog):
     def _exported(self, name: str, path: str, plan) -> None:
         from ..core.raster import is_blank
 
-        self.export_button.setEnabled(True)
+        self._export_ended()
         if is_blank(path):
             push(self.bar, "The export is blank",
                  f"{path} holds no image: every pixel is empty (0 or nodata), so “{name}” drew nothing over "
@@ -363,9 +365,16 @@ class TrainDialog(QDialog):
         push(self.bar, "Exported", f"“{name}” was saved to {path}: {plan.describe()}.", Qgis.MessageLevel.Success, 8)
 
     def _export_failed(self, name: str, path: str) -> None:
-        self.export_button.setEnabled(True)
+        self._export_ended()
         push(self.bar, "Export failed", f"{path}: QGIS could not write “{name}” there. Check that the folder is "
                                         "writable and the disk not full, then export again.", Qgis.MessageLevel.Critical)
+
+    def _export_ended(self) -> None:
+        """Enable the button again and take the 'Exporting…' note away: the outcome replaces it."""
+        self.export_button.setEnabled(True)
+        if self.export_note is not None and self.export_note in self.bar.items():
+            self.bar.popWidget(self.export_note)
+        self.export_note = None
 
     def _add_and_select(self, layer: QgsMapLayer, combo: QgsMapLayerComboBox) -> None:
         QgsProject.instance().addMapLayer(layer)

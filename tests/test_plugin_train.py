@@ -226,6 +226,7 @@ def test_blank_web_export_is_a_warning_not_saved(plugin, scene_labels, tmp_path)
     _export(dialog, str(tmp_path / "blank.tif"))
     text = _bar_text(dialog)
     assert "blank" in text and "saved" not in text and "Exported" not in text, text
+    assert len(dialog.bar.items()) == 1  # the outcome replaced the "Exporting…" note
     assert dialog.image_combo.currentLayer() is xyz
 
 
@@ -439,9 +440,9 @@ def test_grid_words_for_a_geographic_and_a_custom_crs(plugin, scene_polygons, tm
     """Degrees are not read as 683 km; a custom CRS is named from its WKT, not "()"; labels that need aligning are
     aligned by Train itself, which the dialog says instead of a command-line fix."""
     import numpy as np
+    from test_grid import CUSTOM_LCC
 
     from rasters import write_raster
-    from test_grid import CUSTOM_LCC
 
     image = _add(QgsRasterLayer(str(write_raster(tmp_path / "geo.tif", np.ones((3, 128, 128), np.uint16),
                                                  crs="EPSG:4326", origin=(10.0, 50.0), res=0.0003)), "geo image"))
@@ -451,7 +452,7 @@ def test_grid_words_for_a_geographic_and_a_custom_crs(plugin, scene_polygons, tm
     dialog = _dialog(plugin, image, coarse)
     dialog.tile_spin.setValue(64)
     text = dialog.grid_label.text()
-    assert "on the fly" in text and "nothing to do" in text and "--" not in text and "km" not in text, text
+    assert "on the fly" in text and "none needed" in text and "--" not in text and "km" not in text, text
     assert "about 21" in text  # 0.0003° of longitude at 50° N, on the ground
     assert dialog.config().align_labels
     dialog.close()
