@@ -92,6 +92,8 @@ def _check(args: argparse.Namespace) -> int:
             print(f"{name}: {r.path}\n  {r.bands} band(s) {', '.join(sorted(set(r.dtypes)))}, nodata {r.nodata}, "
                   f"{r.crs}, {r.resolution[0]:g} × {r.resolution[1]:g}, {r.size[0]} × {r.size[1]} px")
         print(report.summary)
+        if report.verdict == ALIGN_LABELS and not args.align_to:
+            print("On the command line: add --align-to OUT.tif to write aligned labels, or train with --align-labels.")
     if report.verdict == ALIGN_LABELS and args.align_to:
         out = write_aligned_labels(args.labels, args.image, args.align_to)
         print(f"Aligned labels written to {out}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,13 @@ from .raster import open_raster
 ALIGNED = "aligned"
 ALIGN_LABELS = "align_labels"
 UNUSABLE = "unusable"
+
+#: What to do with labels that need aligning, in any front's words (the CLI adds its own options).
+ALIGN_FIX = ("align the labels to the image grid: training does it on the fly (nearest neighbour) when aligning "
+             "labels is allowed (the QGIS train dialog allows it), or write an aligned copy once and train on that")
+
+#: Mean Earth radius (IUGG), for ground distances between geographic coordinates.
+EARTH_RADIUS_M = 6_371_008.8
 
 #: Largest CRS displacement, in image pixels, that is taken as "the same grid" (with a warning).
 TOLERANCE_PX = 0.5
@@ -82,14 +90,18 @@ class GridReport:
     @property
     def summary(self) -> str:
         """A few lines a GIS analyst can read."""
+        return self.summary_with(self.fix)
+
+    def summary_with(self, fix: str) -> str:
+        """The summary with a front's own fix (the train dialog, which aligns on the fly, says so)."""
         head = {
             ALIGNED: "Image and labels line up: ready to train.",
             ALIGN_LABELS: "Image and labels do not line up yet: the labels must be aligned to the image grid.",
             UNUSABLE: "Image and labels cannot be used together.",
         }[self.verdict]
         lines = [head, *[f"- {p}" for p in self.problems], *[f"- {n}" for n in self.notes]]
-        if self.fix:
-            lines.append(f"Fix: {self.fix}")
+        if fix:
+            lines.append(f"Fix: {fix}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,12 +112,37 @@ class GridReport:
         return {**data, "usable": self.usable, "summary": self.summary}
 
 
+#: Names a WKT gives a CRS that name nothing.
+_NO_NAMES = {"", "unnamed", "unknown", "undefined", "custom", "user-defined"}
+
+
 def crs_name(crs: CRS | None) -> str:
-    """'EPSG:32119' when the CRS has a code, else its WKT name; 'none' when missing."""
+    """'EPSG:32119' when the CRS has a code, else the name in its WKT ('“Lambert NC custom” (no EPSG code)'),
+    else 'a custom CRS (no EPSG code)'; 'none' when missing."""
     if crs is None:
         return "none"
     epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg else crs.to_string()
+    if epsg:
+        return f"EPSG:{epsg}"
+    name = wkt_name(crs.to_wkt())
+    return f"“{name}” (no EPSG code)" if name else "a custom CRS (no EPSG code)"
+
+
+def wkt_name(wkt: str) -> str:
+    """The name a WKT gives its CRS (PROJCS / PROJCRS / GEOGCS… first quoted string), '' when it names nothing."""
+    found = re.match(r'\s*\w+\s*\[\s*"([^"]*)"', wkt or "")
+    name = found.group(1).strip() if found else ""
+    return "" if name.lower() in _NO_NAMES else name
+
+
+def ground_offset_m(src_crs: CRS, dst_crs: CRS, bounds: tuple[float, float, float, float], samples: int = 11) -> float:
+    """:func:`crs_offset` for geographic CRSs, in metres on the ground (great-circle distance on the mean Earth
+    sphere, within 0.5 % of the ellipsoid), since a degree of longitude shrinks away from the equator."""
+    xs, ys = np.meshgrid(np.linspace(bounds[0], bounds[2], samples), np.linspace(bounds[1], bounds[3], samples))
+    tx, ty = warp_points(src_crs, dst_crs, xs.ravel(), ys.ravel())
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype=float)) for v in (xs.ravel(), ys.ravel(), tx, ty))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return float((2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))).max())
 
 
 def crs_offset(src_crs: CRS, dst_crs: CRS, bounds: tuple[float, float, float, float], samples: int = 11) -> float:
@@ -137,7 +174,8 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
     swapped = label_raster_problem(lbl)
     if swapped:
         return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0), [swapped[0].upper() + swapped[1:]], [],
-                       "give the image as --image and the single-band class raster as --labels")
+                       "swap them: the image is the picture (several bands), the labels the single-band raster "
+                       "of class values")
     if img.crs is None or lbl.crs is None:
         missing = img.name if img.crs is None else lbl.name
         which = "image" if img.crs is None else "labels"
@@ -146,7 +184,6 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
                        f"assign the right CRS to {missing} (QGIS: Layer Properties ▸ Source ▸ Set CRS, or export it "
                        "as a GeoTIFF with its CRS) and save it", culprit=missing)
     pixel = min(abs(img.res[0]), abs(img.res[1]))
-    metres = img.crs.linear_units_factor[1] if img.crs.is_projected else 111_320.0
     label_bounds = transform_bounds(lbl.crs, img.crs, *lbl.bounds) if lbl.crs != img.crs else tuple(lbl.bounds)
     if disjoint_bounds(img.bounds, label_bounds):
         return _report(img, lbl, UNUSABLE, False, 0.0, (0, 0),
@@ -162,13 +199,14 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
         win = from_bounds(*inter, transform=img.transform)
         overlap = (int(round(win.width)), int(round(win.height)))
 
-    offset_units = 0.0
+    offset_units = offset_m = 0.0
     comparable = same_units(lbl.crs, img.crs)
     if lbl.crs != img.crs and comparable:
         offset_units = crs_offset(lbl.crs, img.crs, tuple(lbl.bounds))
+        offset_m = (ground_offset_m(lbl.crs, img.crs, tuple(lbl.bounds)) if img.crs.is_geographic
+                    else offset_units * img.crs.linear_units_factor[1])
     elif lbl.crs != img.crs:  # degrees read as metres (or feet as metres) is no offset, but a reprojection
-        offset_units = math.inf
-    offset_m = offset_units * metres
+        offset_units = offset_m = math.inf
     offset_px = offset_units / pixel
 
     same_res = np.allclose(img.res, lbl.res, rtol=1e-6)
@@ -185,7 +223,7 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
                         "image's grid (nearest neighbour), which aligning them does.")
     elif lbl.crs != img.crs:
         line = (f"The CRSs differ: image {crs_name(img.crs)}, labels {crs_name(lbl.crs)}; over the overlap the "
-                f"positions differ by at most {offset_m:.2f} m ({offset_px:.2f} pixels).")
+                f"positions differ by at most {_distance(offset_m)} ({offset_px:.2f} image pixels).")
         (notes if offset_px <= TOLERANCE_PX else problems).append(line)
         if offset_px <= TOLERANCE_PX and on_lattice:
             notes.append("That is well under half a pixel, so the labels are used on the image grid as they are.")
@@ -202,7 +240,7 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
 
     if min(img.width, img.height) < tile:
         problems.append(f"The image ({img.width} × {img.height} pixels) is smaller than one tile ({tile} pixels).")
-        fix = f"choose a tile size (--tile) of at most {min(img.width, img.height) // 32 * 32 or 32} pixels"
+        fix = f"choose a tile size of at most {min(img.width, img.height) // 32 * 32 or 32} pixels"
         if min(img.width, img.height) < 32:
             fix = ("use a larger image: geofm's smallest tile is 32 pixels, and this image is "
                    f"{img.width} × {img.height}")
@@ -216,9 +254,13 @@ def _compare(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader, til
         verdict = ALIGNED
     else:
         verdict = ALIGN_LABELS
-        fix = ("align the labels to the image grid (nearest neighbour): the plugin's 'Align labels' button, "
-               "`geofm check --align-to OUT.tif`, or train with align_labels enabled")
+        fix = ALIGN_FIX
     return _report(img, lbl, verdict, same_grid, offset_m, overlap, problems, notes, fix, offset_px, culprit)
+
+
+def _distance(metres: float) -> str:
+    """'0.42 m', '35.1 m', '2.3 km': a ground distance as an analyst reads it."""
+    return f"{metres / 1000:.1f} km" if metres >= 1000 else f"{metres:.1f} m" if metres >= 10 else f"{metres:.2f} m"
 
 
 def _orientation(t: Any) -> str:
@@ -246,7 +288,12 @@ def _overlap_px(img: rasterio.io.DatasetReader, lbl: rasterio.io.DatasetReader) 
 
 
 def _res(src: rasterio.io.DatasetReader) -> str:
-    return f"{src.res[0]:g} × {src.res[1]:g} {units_name(src.crs) if src.crs else ''}".strip()
+    """'28.5 × 28.5 metres'; in degrees also roughly on the ground: '0.00025 × 0.00025 degrees (about 28 m)'."""
+    text = f"{src.res[0]:g} × {src.res[1]:g} {units_name(src.crs) if src.crs else ''}".strip()
+    if src.crs is not None and src.crs.is_geographic:
+        lat = math.radians((src.bounds[1] + src.bounds[3]) / 2)
+        text += f" (about {_distance(math.radians(src.res[0]) * EARTH_RADIUS_M * math.cos(lat))} across)"
+    return text
 
 
 def units_name(crs: CRS | None) -> str:

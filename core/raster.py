@@ -100,6 +100,18 @@ def valid_mask(data: np.ndarray, nodata: list[float | None]) -> np.ndarray:
     return valid
 
 
+def is_blank(path: str | os.PathLike) -> bool:
+    """True when a raster holds nothing: every pixel is nodata, or zero in every band (a web layer exported
+    offline, or outside its coverage, comes out so). Read block by block; stops at the first real pixel."""
+    with open_raster(path) as src:
+        nodata = band_nodata(src)
+        for _, window in src.block_windows(1):
+            data = src.read(window=window, masked=False)
+            if (valid_mask(data, nodata) & (data != 0).any(axis=0)).any():
+                return False
+    return True
+
+
 #: Open datasets already warned about (once per dataset, not once per window).
 _WARNED: weakref.WeakSet = weakref.WeakSet()
 

@@ -100,6 +100,9 @@ def label_layer_problem(image: QgsMapLayer, labels: QgsMapLayer) -> str | None:
     if labels.id() == image.id() or labels.source() == image.source():
         return (f"“{labels.name()}” is the image itself. Choose the layer that holds the classes (a class raster, "
                 "or polygons with a class field).")
+    if labels.providerType() != "gdal":  # reading a web layer's values would fetch the whole world
+        return (f"“{labels.name()}” is a web or virtual layer, not a class raster. Choose the layer that holds the "
+                "classes (a class raster file, or polygons with a class field).")
     if labels.bandCount() > 1:
         return (f"“{labels.name()}” has {labels.bandCount()} bands, so it looks like imagery, not classes: did you "
                 "swap image and labels? A label raster has one band of class values.")

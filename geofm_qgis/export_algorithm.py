@@ -47,7 +47,7 @@ class ExportAlgorithm(SegmentationAlgorithm):
         preload("onnx_export")
         return True
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+    def process(self, parameters, context, feedback) -> dict[str, Any]:
         from ..core.onnx_export import export_job
 
         package = self.parameterAsFile(parameters, "MODEL", context)

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from .engine_task import preload
-from .package_info import PackageProblem, read_metadata
+from .package_info import read_metadata
 from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
 from .processing_settings import add_setting_parameters, setting_values
 from .result_layers import paletted_renderer
@@ -73,16 +73,12 @@ class PredictAlgorithm(SegmentationAlgorithm):
         preload("predict")
         return True
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+    def process(self, parameters, context, feedback) -> dict[str, Any]:
         from ..core.config import PredictConfig
-        from ..core.errors import GeoFMError
         from ..core.predict import predict
 
         package = self.parameterAsFile(parameters, "MODEL", context)
-        try:
-            classes = read_metadata(package)["classes"]
-        except PackageProblem as problem:
-            raise QgsProcessingException(str(problem)) from problem
+        classes = read_metadata(package)["classes"]
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         raster = file_of(layer, "raster")
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
@@ -91,11 +87,8 @@ class PredictAlgorithm(SegmentationAlgorithm):
             extent = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
             options = {"bbox": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()],
                        "bbox_crs": layer.crs().toWkt()}
-        try:
-            config = PredictConfig.from_dict({**setting_values(self, parameters, context, PredictConfig, BY_HAND),
-                                              **options}, source="the algorithm's parameters")
-        except GeoFMError as err:
-            raise QgsProcessingException(str(err)) from err
+        config = PredictConfig.from_dict({**setting_values(self, parameters, context, PredictConfig, BY_HAND),
+                                          **options}, source="the algorithm's parameters")
         last = run_job(predict(package, raster, output, config, FeedbackCancel(feedback)), feedback)
         if type(last).__name__ != "FinishedEvent":
             raise QgsProcessingException(getattr(last, "message", "") or "Prediction stopped before it finished.")

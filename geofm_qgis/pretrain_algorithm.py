@@ -47,20 +47,16 @@ class PretrainAlgorithm(SegmentationAlgorithm):
         preload("pretrain")
         return True
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+    def process(self, parameters, context, feedback) -> dict[str, Any]:
         from ..core.config import PretrainConfig
-        from ..core.errors import GeoFMError
         from ..core.pretrain import pretrain
 
         layers = self.parameterAsLayerList(parameters, "IMAGES", context)
         images = [file_of(layer, "image") for layer in layers]
-        try:
-            config = PretrainConfig.from_dict(
-                {"images": images, "num_workers": 0, "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
-                 **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
-                source="the algorithm's parameters").validate()
-        except GeoFMError as err:
-            raise QgsProcessingException(str(err)) from err
+        config = PretrainConfig.from_dict(
+            {"images": images, "num_workers": 0, "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
+             **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
+            source="the algorithm's parameters").validate()
         last = run_job(pretrain(config, FeedbackCancel(feedback)), feedback)
         if type(last).__name__ != "FinishedEvent":
             raise QgsProcessingException(getattr(last, "message", "") or "Pretraining stopped before it finished.")

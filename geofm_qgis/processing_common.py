@@ -1,4 +1,4 @@
-"""What both Processing algorithms share: engine loading, cancellation and event reporting."""
+"""What geofm's Processing algorithms share: engine loading, plain-word errors, cancellation, event reporting."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcess
 from ..core.events import EventHandler
 from .deps import missing_dependencies
 from .layer_sources import layer_file
+from .messages import InputProblem
 
 
 class SegmentationAlgorithm(QgsProcessingAlgorithm):
-    """What geofm's algorithms have in common: their group, and a fresh instance of the same class."""
+    """What geofm's algorithms have in common: their group, a fresh instance of the same class, and errors in plain
+    words. Each algorithm implements :meth:`process`; Processing calls :meth:`processAlgorithm`."""
 
     def group(self) -> str:
         return "Segmentation"
@@ -22,6 +24,29 @@ class SegmentationAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self) -> SegmentationAlgorithm:  # noqa: N802
         return type(self)()
+
+    def process(self, parameters, context, feedback) -> dict[str, Any]:
+        """The algorithm's work; raise GeoFMError, InputProblem or QgsProcessingException for a bad input."""
+        raise NotImplementedError
+
+    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+        """Run :meth:`process`; an engine error, a dialog-side problem or a file the system refuses reaches the
+        Processing log as its message (file, problem, fix), never as a Python traceback."""
+        from ..core.errors import GeoFMError
+
+        try:
+            return self.process(parameters, context, feedback)
+        except (GeoFMError, InputProblem) as err:
+            raise QgsProcessingException(str(err)) from None
+        except OSError as err:
+            raise QgsProcessingException(os_error_text(err)) from None
+
+
+def os_error_text(err: OSError) -> str:
+    """An operating-system error (permission, full disk, missing folder) as file, problem and fix."""
+    where = f"{err.filename}: " if err.filename else ""
+    return (f"{where}{err.strerror or err}. Check that the file or folder exists and that you may write there, "
+            "or choose another location.")
 
 
 class FeedbackCancel:
@@ -90,15 +115,10 @@ class FeedbackReporter(EventHandler):
 
 
 def run_job(events, feedback: QgsProcessingFeedback) -> Any:
-    """Iterate an engine job; return its last event; GeoFMError becomes QgsProcessingException."""
-    from ..core.errors import GeoFMError
-
+    """Iterate an engine job, reporting to ``feedback``; return its last event (errors: see processAlgorithm)."""
     reporter = FeedbackReporter(feedback)
     last = None
-    try:
-        for event in events:
-            last = event
-            reporter.handle(event)
-    except GeoFMError as err:
-        raise QgsProcessingException(str(err)) from err
+    for event in events:
+        last = event
+        reporter.handle(event)
     return last

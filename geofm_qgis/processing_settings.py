@@ -88,4 +88,5 @@ def _parameters(s, default: Any) -> list:
             return [enum]
         return [enum, QgsProcessingParameterFile(WEIGHTS_FILE, "Weights file (instead of the above)", optional=True,
                                                  fileFilter="Weights (*.pth *.pt *.geofm)")]
-    return [QgsProcessingParameterString(name, label, defaultValue=default, optional=s.nullable)]
+    # An empty default ("no licence") is a value to keep, not a missing one: Processing refuses a required "".
+    return [QgsProcessingParameterString(name, label, defaultValue=default, optional=s.nullable or default == "")]

@@ -60,9 +60,8 @@ class TrainAlgorithm(SegmentationAlgorithm):
         preload("train")
         return True
 
-    def processAlgorithm(self, parameters, context, feedback) -> dict[str, Any]:  # noqa: N802
+    def process(self, parameters, context, feedback) -> dict[str, Any]:
         from ..core.config import TrainConfig
-        from ..core.errors import GeoFMError
         from ..core.train import train
 
         image = file_of(self.parameterAsRasterLayer(parameters, "IMAGE", context), "image")
@@ -78,14 +77,11 @@ class TrainAlgorithm(SegmentationAlgorithm):
                 raise QgsProcessingException(f"The label layer “{vector_labels.name()}” needs its class field: set "
                                              "'Class field' to the attribute that holds each feature's class.")
         labels = file_of(raster_labels or vector_labels, "label layer")
-        try:
-            config = TrainConfig.from_dict(
-                {"images": [image], "labels": [labels], "label_field": field, "num_workers": 0,
-                 "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
-                 **setting_values(self, parameters, context, TrainConfig, BY_HAND)},
-                source="the algorithm's parameters").validate()
-        except GeoFMError as err:
-            raise QgsProcessingException(str(err)) from err
+        config = TrainConfig.from_dict(
+            {"images": [image], "labels": [labels], "label_field": field, "num_workers": 0,
+             "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
+             **setting_values(self, parameters, context, TrainConfig, BY_HAND)},
+            source="the algorithm's parameters").validate()
         last = run_job(train(config, FeedbackCancel(feedback)), feedback)
         if type(last).__name__ != "FinishedEvent":
             raise QgsProcessingException(getattr(last, "message", "") or "Training stopped before it finished.")

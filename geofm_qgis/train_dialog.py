@@ -14,9 +14,9 @@ from qgis.core import (
     QgsMapLayer,
     QgsMapLayerProxyModel,
     QgsProject,
-    QgsRasterDataProvider,
     QgsRasterLayer,
     QgsTask,
+    QgsUnitTypes,
     QgsVectorLayer,
 )
 from qgis.gui import QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox, QgsMessageBar
@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -40,12 +41,15 @@ from . import settings
 from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
 from .engine_status import CHARTS, EngineStatus
-from .layer_sources import export_raster, layer_file, output_problem
+from .layer_sources import crs_label, export_plan, export_problem, export_task, layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, set_value, value_of, widget_for
 
 #: Weights choices that are a file, and the file filter each offers.
 FILE_KINDS = {"file": "PyTorch weights (*.pth *.pt)", "backbone": "geofm backbone package (*.geofm)"}
+#: What the dialog says of labels that need aligning: Train does it (config.align_labels), nothing blocks.
+ON_THE_FLY = ("none needed — Train aligns the labels to the image grid on the fly (nearest neighbour). To train on "
+              "them several times, write an aligned copy once with the button below.")
 VERDICT_COLOURS = {"aligned": "#1a7f37", "align_labels": "#b35900", "unusable": "#c62828"}
 
 
@@ -58,6 +62,7 @@ class TrainDialog(QDialog):
         super().__init__(parent)
         self.iface = iface
         self.grid_report = None
+        self.export_note = None
         self.setWindowTitle("geofm — Train a segmentation model")
         self.bar = QgsMessageBar(self)
 
@@ -331,18 +336,21 @@ class TrainDialog(QDialog):
         except GeoFMError as err:
             self._show_grid("unusable", str(err))
             return
-        self.align_button.setVisible(self.grid_report.verdict == "align_labels")
-        self._show_grid(self.grid_report.verdict, self.grid_report.summary)
+        aligning = self.grid_report.verdict == "align_labels"
+        self.align_button.setVisible(aligning)
+        self._show_grid(self.grid_report.verdict,
+                        self.grid_report.summary_with(ON_THE_FLY) if aligning else self.grid_report.summary)
 
     def _vector_check(self, image: QgsRasterLayer, labels: QgsVectorLayer) -> tuple[str, str]:
         field = self.field_combo.currentField()
         if not field or labels.fields().indexOf(field) < 0:
             return "unusable", _no_field_text(labels, field)
-        lines = [f"Image {image.crs().authid() or image.crs().description()}, "
-                 f"{image.rasterUnitsPerPixelX():g} × {image.rasterUnitsPerPixelY():g} per pixel."]
+        units = "°" if image.crs().isGeographic() else f" {QgsUnitTypes.toString(image.crs().mapUnits())}"
+        lines = [f"Image in {crs_label(image.crs())}, {image.rasterUnitsPerPixelX():g} × "
+                 f"{image.rasterUnitsPerPixelY():g}{units} per pixel."]
         if labels.crs() != image.crs():
-            lines.append(f"The polygons ({labels.crs().authid()}) are reprojected to the image's CRS "
-                         f"({image.crs().authid()}) when they are burnt into label tiles.")
+            lines.append(f"The polygons ({crs_label(labels.crs())}) are reprojected to the image's CRS "
+                         f"({crs_label(image.crs())}) when they are burnt into label tiles.")
         extent = QgsCoordinateTransform(labels.crs(), image.crs(), QgsProject.instance()).transformBoundingBox(
             labels.extent())
         if not extent.intersects(image.extent()):
@@ -380,26 +388,66 @@ class TrainDialog(QDialog):
         QgsApplication.taskManager().addTask(task)
         return task
 
-    def export_image(self) -> str | None:
-        """Export a non-file image layer (WMS, virtual…) to a GeoTIFF and select that instead."""
+    def export_image(self, target: str | None = None) -> QgsTask | None:
+        """Export a non-file image layer (WMS, XYZ, virtual…) to a GeoTIFF the user names (``target``: asked when
+        not given), in a background task; select it as the image once written, unless it came out blank."""
         layer = self.image_combo.currentLayer()
         if layer is None:
             return None
-        provider = layer.dataProvider()
-        if provider.capabilities() & QgsRasterDataProvider.Capability.Size and provider.xSize() > 0:
-            extent, pixel = layer.extent(), layer.extent().width() / provider.xSize()
-        else:  # web layers have no native size: take what the map shows, at the map's resolution
-            canvas = self.iface.mapCanvas()
-            extent, pixel = canvas.extent(), canvas.mapUnitsPerPixel()
-        target = _free_path(Path(tempfile.gettempdir()) / "geofm" / _safe(layer.name()), "", ".tif")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        problem = export_raster(layer, str(target), extent, pixel)
+        plan = export_plan(layer, self.label_combo.currentLayer(), self.iface.mapCanvas())
+        problem = export_problem(layer, plan)
+        if problem is None:
+            target = target or self._ask_export_path(layer)
+            if not target:
+                return None  # the file dialog was cancelled
+            problem = output_problem(target, (".tif", ".tiff"))
         if problem:
-            push(self.bar, "Export failed", problem, Qgis.MessageLevel.Critical)
+            push(self.bar, "Cannot export", problem, Qgis.MessageLevel.Critical)
             return None
-        self._add_and_select(QgsRasterLayer(str(target), f"{layer.name()} (GeoTIFF)"), self.image_combo)
-        push(self.bar, "Exported", f"{layer.name()} was saved to {target}.", Qgis.MessageLevel.Success, 8)
-        return str(target)
+        task = export_task(layer, target, plan)
+        name = layer.name()
+        task.writeComplete.connect(lambda path: self._exported(name, path, plan))
+        task.errorOccurred.connect(lambda *_: self._export_failed(name, target))
+        self.export_task = task  # as align_labels: keep a Python reference while the task runs
+        self.export_button.setEnabled(False)
+        push(self.bar, "Exporting", f"{name}: {plan.describe()}, to {target}. Progress shows in QGIS's task bar.",
+             Qgis.MessageLevel.Info)
+        self.export_note = self.bar.currentItem()
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def _ask_export_path(self, layer: QgsMapLayer) -> str:
+        """A GeoTIFF name chosen by the user, proposed beside the label file (else the project, else home)."""
+        labels = layer_file(self.label_combo.currentLayer())
+        folder = Path(labels).parent if labels else Path(QgsProject.instance().homePath() or Path.home())
+        path, _ = QFileDialog.getSaveFileName(self, f"Export “{layer.name()}” as a GeoTIFF for training",
+                                              str(folder / f"{_safe(layer.name())}.tif"), "GeoTIFF (*.tif *.tiff)")
+        return path
+
+    def _exported(self, name: str, path: str, plan) -> None:
+        from ..core.raster import is_blank
+
+        self._export_ended()
+        if is_blank(path):
+            push(self.bar, "The export is blank",
+                 f"{path} holds no image: every pixel is empty (0 or nodata), so “{name}” drew nothing over "
+                 f"{plan.basis}. The service may be unreachable (offline?) or not cover this area. Check that the "
+                 "layer shows on the map there, then export again.")
+            return
+        self._add_and_select(QgsRasterLayer(path, f"{name} (GeoTIFF)"), self.image_combo)
+        push(self.bar, "Exported", f"“{name}” was saved to {path}: {plan.describe()}.", Qgis.MessageLevel.Success, 8)
+
+    def _export_failed(self, name: str, path: str) -> None:
+        self._export_ended()
+        push(self.bar, "Export failed", f"{path}: QGIS could not write “{name}” there. Check that the folder is "
+                                        "writable and the disk not full, then export again.", Qgis.MessageLevel.Critical)
+
+    def _export_ended(self) -> None:
+        """Enable the button again and take the 'Exporting…' note away: the outcome replaces it."""
+        self.export_button.setEnabled(True)
+        if self.export_note is not None and self.export_note in self.bar.items():
+            self.bar.popWidget(self.export_note)
+        self.export_note = None
 
     def _add_and_select(self, layer: QgsMapLayer, combo: QgsMapLayerComboBox) -> None:
         QgsProject.instance().addMapLayer(layer)

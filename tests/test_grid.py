@@ -72,7 +72,7 @@ def test_crs_mismatch_above_half_a_pixel_reports_the_offset(tmp_path):
     assert report.offset_px > 0.5
     with pytest.raises(GridError) as err:
         require_usable(report)
-    assert f"{report.offset_m:.2f} m" in str(err.value) and "Fix:" in str(err.value)
+    assert "image pixels" in str(err.value) and "Fix:" in str(err.value) and "--" not in str(err.value)
 
 
 def test_no_overlap_is_unusable(tmp_path):
@@ -120,3 +120,46 @@ def test_write_aligned_labels_refuses_to_overwrite_an_input(tmp_path):
     img, lbl = _pair(tmp_path, label_res=20.0, label_size=64)
     with pytest.raises(GridError, match="overwrite"):
         write_aligned_labels(lbl, img, lbl)
+
+
+def test_geographic_crs_offsets_are_metres_on_the_ground_and_pixels(tmp_path):
+    """Image in WGS 84 degrees, labels in ED50 over Germany: the datums differ by about 100 m on the ground, not by
+    hundreds of kilometres (degrees once read as 111 km each), and the image pixels are given too."""
+    img = write_raster(tmp_path / "img.tif", np.ones((3, 128, 128), np.uint16), crs="EPSG:4326",
+                       origin=(10.0, 50.0), res=0.0003)
+    lbl = write_raster(tmp_path / "lbl.tif", np.ones((128, 128), np.uint8), crs="EPSG:4230", origin=(10.0, 50.0),
+                       res=0.0003, nodata=0)
+    report = check_grid(img, lbl, tile_size=64)
+    assert report.verdict == ALIGN_LABELS
+    assert 50 < report.offset_m < 300, report.offset_m
+    assert 2 < report.offset_px < 15, report.offset_px
+    assert " m (" in report.summary and "image pixels" in report.summary and "km" not in report.summary
+    assert "--" not in report.summary and "on the fly" in report.fix
+
+
+CUSTOM_LCC = ('PROJCS["Lambert NC custom",GEOGCS["NAD83",DATUM["North_American_Datum_1983",SPHEROID["GRS 1980",'
+              '6378137,298.257222101]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+              'PROJECTION["Lambert_Conformal_Conic_2SP"],PARAMETER["standard_parallel_1",36.2],'
+              'PARAMETER["standard_parallel_2",34.3],PARAMETER["latitude_of_origin",33.75],'
+              'PARAMETER["central_meridian",-79],PARAMETER["false_easting",609601.22],'
+              'PARAMETER["false_northing",0],UNIT["metre",1]]')
+
+
+@pytest.mark.parametrize(("name", "shown"), [("Lambert NC custom", "“Lambert NC custom” (no EPSG code)"),
+                                             ("unnamed", "a custom CRS (no EPSG code)")])
+def test_a_custom_crs_is_named_from_its_wkt(tmp_path, name, shown):
+    wkt = CUSTOM_LCC.replace("Lambert NC custom", name)
+    img = write_raster(tmp_path / "img.tif", np.ones((3, 128, 128), np.uint16), crs=wkt, origin=(630_000, 228_000))
+    lbl = write_raster(tmp_path / "lbl.tif", np.ones((128, 128), np.uint8), crs="EPSG:32119",
+                       origin=(630_000, 228_000), nodata=0)
+    report = check_grid(img, lbl, tile_size=64)
+    assert report.image.crs == shown
+    assert shown in report.summary and "()" not in report.summary and "unnamed" not in report.summary
+
+
+def test_fix_texts_name_no_command_line_flags(tmp_path):
+    swapped = check_grid(*reversed(_pair(tmp_path)), tile_size=64)
+    small = check_grid(*_pair(tmp_path, size=48, label_size=48), tile_size=64)
+    shifted = check_grid(*_pair(tmp_path, label_res=20.0), tile_size=64)
+    for report in (swapped, small, shifted):
+        assert report.fix and "--" not in report.fix and "`" not in report.fix, report.fix

@@ -83,3 +83,41 @@ def test_message_bar_shows_angle_brackets_and_a_success_replaces_old_failures(qg
     assert "&lt;urlopen error" in bar.currentItem().text()  # shown as text, not swallowed as an HTML tag
     push(bar, "geofm", "Training finished.", Qgis.MessageLevel.Success, 5)
     assert bar.items() == [bar.currentItem()] and "finished" in bar.currentItem().text()
+
+
+def test_a_long_message_is_shown_whole_and_main_window_failures_time_out(qgis_iface, tmp_path):
+    """Bar items showed 1.5 lines: the key words of a band-mismatch message were cut off. A failure on the main
+    window stayed for ever above later runs; a success removes geofm's old messages, and only geofm's."""
+    from qgis.core import Qgis
+    from qgis.gui import QgsMessageBar
+    from qgis.PyQt.QtCore import QCoreApplication
+    from qgis.PyQt.QtWidgets import QDialog, QTextBrowser, QVBoxLayout
+
+    from geofm.geofm_qgis.messages import MAIN_WINDOW_FAILURE_SECONDS, push
+
+    dialog = QDialog()
+    bar = QgsMessageBar(dialog)
+    QVBoxLayout(dialog).addWidget(bar)
+    dialog.resize(700, 400)
+    dialog.show()
+    text = ("/data/scene_2024.tif has 3 bands but the model was trained on 4 (blue, green, red, near infrared). "
+            "Pick a raster with the same bands in the same order as the training image, for example the "
+            "4-band stack it was made from; a 3-band RGB export of it will not do. KEY WORDS AT THE END.")
+    push(bar, "Cannot predict yet", text)
+    for _ in range(5):  # let the layout give the item its height, as the screen would
+        QCoreApplication.processEvents()
+    browser = bar.currentItem().findChild(QTextBrowser)
+    assert browser.verticalScrollBar().maximum() == 0, "the text scrolls: part of it is hidden"
+    assert browser.height() >= 3 * browser.fontMetrics().lineSpacing()
+    assert bar.currentItem().height() >= browser.height()  # the item, hence the bar, is as tall as the text
+    assert "KEY WORDS AT THE END" in browser.toPlainText()
+    assert bar.currentItem().duration() == 0  # in a dialog an error stays until read
+    dialog.grab().save(str(tmp_path / "long_message.png"))
+
+    main = QgsMessageBar()
+    main.pushMessage("Other plugin", "its own note", Qgis.MessageLevel.Info, 0)
+    push(main, "Training failed", "the output folder does not exist", Qgis.MessageLevel.Critical)
+    assert main.currentItem().duration() == MAIN_WINDOW_FAILURE_SECONDS
+    push(main, "geofm", "Training finished.", Qgis.MessageLevel.Success, 8)
+    texts = [item.text() for item in main.items()]
+    assert not any("does not exist" in t for t in texts) and any("its own note" in t for t in texts), texts

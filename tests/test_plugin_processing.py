@@ -162,3 +162,83 @@ def test_predict_algorithm_passes_warnings_and_core_progress_to_the_feedback(pro
                                      "OUTPUT": str(tmp_path / "o.tif")}, feedback=feedback)
     assert len([w for w in feedback.warnings if "trained on 10" in w]) == 1, feedback.warnings
     assert feedback.fractions == sorted(feedback.fractions) and feedback.fractions[-1] == 100.0
+
+
+class _Log(QgsProcessingFeedback):
+    """A feedback that keeps every line an algorithm writes to its log."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def reportError(self, text, fatalError=False):  # noqa: N802, N803
+        self.lines.append(text)
+        super().reportError(text, fatalError)
+
+    def pushInfo(self, text):  # noqa: N802
+        self.lines.append(text)
+        super().pushInfo(text)
+
+    def pushWarning(self, text):  # noqa: N802
+        self.lines.append(text)
+        super().pushWarning(text)
+
+
+def _run_plainly(algorithm: str, parameters: dict) -> str:
+    """Run ``algorithm`` expecting a plain-word QgsProcessingException; its message, checked for traceback text."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda text, *_: logged.append(text))
+    feedback = _Log()
+    with pytest.raises(QgsProcessingException) as caught:
+        processing.run(algorithm, parameters, feedback=feedback)
+    for text in [str(caught.value), *feedback.lines, *logged]:
+        assert "Traceback" not in text and 'File "' not in text, text
+    return str(caught.value)
+
+
+def _outputs_of(algorithm: str, package, tmp_path, output: str) -> dict:
+    model, image = package
+    return {
+        "geofm:train": {"IMAGE": str(image), "LABELS": str(image.parent / "labels.tif"), "WEIGHTS": "none",
+                        "TILE_SIZE": 64, "EPOCHS": 1, "DEVICE": "cpu", "OUTPUT": output + ".geofm"},
+        "geofm:predict": {"MODEL": str(model), "INPUT": str(image), "DEVICE": "cpu", "OUTPUT": output + ".tif"},
+        "geofm:pretrain": {"IMAGES": [str(image)], "EPOCHS": 1, "STEPS_PER_EPOCH": 1, "CROP_SIZE": 32,
+                           "BATCH_SIZE": 2, "DEVICE": "cpu", "OUTPUT": output + ".geofm"},
+        "geofm:export": {"MODEL": str(model), "OUTPUT": output + ".onnx"},
+    }[algorithm]
+
+
+ALGORITHMS = ["geofm:train", "geofm:predict", "geofm:pretrain", "geofm:export"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_missing_output_folder_is_a_plain_message(provider, package, tmp_path, algorithm):
+    missing = tmp_path / "not made yet"
+    message = _run_plainly(algorithm, _outputs_of(algorithm, package, tmp_path, str(missing / "out")))
+    assert str(missing) in message and "does not exist" in message and "Fix:" in message
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_output_folder_that_is_a_file_is_a_plain_message(provider, package, tmp_path, algorithm):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")
+    message = _run_plainly(algorithm, _outputs_of(algorithm, package, tmp_path, str(blocker / "out")))
+    assert str(blocker) in message and "Fix:" in message
+
+
+@pytest.mark.parametrize("algorithm", ["geofm:predict", "geofm:export"])
+def test_a_file_that_is_no_model_is_a_plain_message(provider, package, tmp_path, algorithm):
+    fake = tmp_path / "notes.geofm"
+    fake.write_text("not a model")
+    parameters = {**_outputs_of(algorithm, package, tmp_path, str(tmp_path / "out")), "MODEL": str(fake)}
+    message = _run_plainly(algorithm, parameters)
+    assert str(fake) in message
+
+
+def test_labels_without_the_class_field_is_a_plain_message(provider, tmp_path, scene_image, scene_polygons):
+    message = _run_plainly("geofm:train", {"IMAGE": str(scene_image), "LABEL_POLYGONS": str(scene_polygons),
+                                           "LABEL_FIELD": "no_such_field", "OUTPUT": str(tmp_path / "m.geofm")})
+    assert "class field" in message

@@ -144,7 +144,7 @@ def test_symbology_gives_class_names_and_colours(plugin, scene_image, scene_labe
     dialog.close()
 
 
-def test_non_file_raster_gets_an_export_offer(plugin, scene_image, scene_labels):
+def test_non_file_raster_gets_an_export_offer(plugin, scene_image, scene_labels, tmp_path):
     source = _add(QgsRasterLayer(str(scene_image), "landsat"))
     uri = (f"?crs=EPSG:32119&extent={source.extent().xMinimum()},{source.extent().yMinimum()},"
            f"{source.extent().xMaximum()},{source.extent().yMaximum()}&width=489&height=443"
@@ -154,10 +154,80 @@ def test_non_file_raster_gets_an_export_offer(plugin, scene_image, scene_labels)
     dialog.accept()
     assert "not a file on disk" in _bar_text(dialog) and "Export" in _bar_text(dialog)
     assert not dialog.export_button.isHidden()
-    exported = dialog.export_image()
-    assert exported and Path(exported).is_file()
+    exported = str(tmp_path / "virtual.tif")
+    _export(dialog, exported)
     assert dialog.image_combo.currentLayer().source() == exported
     assert dialog.grid_report is not None
+    assert "saved" in _bar_text(dialog)
+
+
+def _export(dialog, target: str) -> None:
+    """Export the dialog's image layer to ``target`` and wait for the task and its message."""
+    from qgis.core import QgsTask
+
+    task = dialog.export_image(target)
+    assert task is not None, _bar_text(dialog)
+    process_until(lambda: task.status() in (QgsTask.TaskStatus.Complete, QgsTask.TaskStatus.Terminated)
+                  and dialog.export_button.isEnabled(), timeout=120)
+
+
+def _xyz_tiles(folder: Path, around: QgsRasterLayer, zoom: int) -> str:
+    """Tiles of the XYZ (web mercator) scheme at ``zoom`` covering ``around``, written as solid-colour PNGs; the
+    template a QGIS XYZ layer reads them through (file://, so no network)."""
+    import math
+
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform
+    from qgis.PyQt.QtGui import QImage
+
+    wgs84 = QgsCoordinateTransform(around.crs(), QgsCoordinateReferenceSystem("EPSG:4326"), QgsProject.instance())
+    box = wgs84.transformBoundingBox(around.extent())
+
+    def tile(lon, lat):
+        n = 2 ** zoom
+        y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+        return int((lon + 180) / 360 * n), int(y)
+
+    (x0, y0), (x1, y1) = tile(box.xMinimum(), box.yMaximum()), tile(box.xMaximum(), box.yMinimum())
+    for x in range(x0, x1 + 1):
+        for y in range(y0, y1 + 1):
+            image = QImage(256, 256, QImage.Format.Format_RGB32)
+            image.fill(QColor(40 + 20 * (x - x0), 120, 40 + 20 * (y - y0)))
+            (folder / str(zoom) / str(x)).mkdir(parents=True, exist_ok=True)
+            assert image.save(str(folder / str(zoom) / str(x) / f"{y}.png"))
+    return f"type=xyz&url=file://{folder}/{{z}}/{{x}}/{{y}}.png&zmin={zoom}&zmax={zoom}"
+
+
+def test_web_layer_exports_over_the_labels_in_their_crs(plugin, scene_labels, tmp_path):
+    """An XYZ layer (EPSG:3857, no pixels of its own) is exported over the label raster's extent, in its CRS and
+    at its resolution — not over the map view's numbers read in the wrong CRS (which landed off Africa)."""
+    import rasterio
+
+    labels = _add(QgsRasterLayer(str(scene_labels), "strata"))
+    xyz = _add(QgsRasterLayer(_xyz_tiles(tmp_path / "tiles", labels, 13), "tiles", "wms"))
+    dialog = _dialog(plugin, xyz, labels)
+    target = tmp_path / "chosen folder" / "tiles.tif"
+    target.parent.mkdir()
+    _export(dialog, str(target))
+    assert "saved" in _bar_text(dialog) and "EPSG:3358" in _bar_text(dialog), _bar_text(dialog)
+    assert dialog.image_combo.currentLayer().source() == str(target)
+    with rasterio.open(target) as out, rasterio.open(scene_labels) as ref:
+        assert out.crs.to_epsg() == 3358
+        assert out.res == pytest.approx(ref.res)
+        assert all(abs(a - b) <= ref.res[0] for a, b in zip(out.bounds, ref.bounds)), (out.bounds, ref.bounds)
+        assert out.read(1).any()
+
+
+def test_blank_web_export_is_a_warning_not_saved(plugin, scene_labels, tmp_path):
+    labels = _add(QgsRasterLayer(str(scene_labels), "strata"))
+    (tmp_path / "no tiles").mkdir()
+    offline = f"type=xyz&url=file://{tmp_path / 'no tiles'}/{{z}}/{{x}}/{{y}}.png&zmin=13&zmax=13"
+    xyz = _add(QgsRasterLayer(offline, "offline tiles", "wms"))
+    dialog = _dialog(plugin, xyz, labels)
+    _export(dialog, str(tmp_path / "blank.tif"))
+    text = _bar_text(dialog)
+    assert "blank" in text and "saved" not in text and "Exported" not in text, text
+    assert len(dialog.bar.items()) == 1  # the outcome replaced the "Exporting…" note
+    assert dialog.image_combo.currentLayer() is xyz
 
 
 def test_polygons_without_the_field_and_unwritable_output(plugin, scene_image, scene_polygons, tmp_path):
@@ -366,3 +436,32 @@ def test_the_panel_shows_preparation_and_core_progress(plugin, tmp_path):
     assert "ETA" in panel.status.text()
     panel.on_event(StepEvent(1, 4, 0.4, 1e-3, 10.0))  # the epoch's last step: the loop validates next
     assert "validating on 8 tiles" in panel.status.text()
+
+
+def test_grid_words_for_a_geographic_and_a_custom_crs(plugin, scene_polygons, tmp_path):
+    """Degrees are not read as 683 km; a custom CRS is named from its WKT, not "()"; labels that need aligning are
+    aligned by Train itself, which the dialog says instead of a command-line fix."""
+    import numpy as np
+    from test_grid import CUSTOM_LCC
+
+    from rasters import write_raster
+
+    image = _add(QgsRasterLayer(str(write_raster(tmp_path / "geo.tif", np.ones((3, 128, 128), np.uint16),
+                                                 crs="EPSG:4326", origin=(10.0, 50.0), res=0.0003)), "geo image"))
+    coarse = _add(QgsRasterLayer(str(write_raster(tmp_path / "geo_labels.tif", np.ones((64, 64), np.uint8),
+                                                  crs="EPSG:4326", origin=(10.0, 50.0), res=0.0006, nodata=0)),
+                                 "geo labels"))
+    dialog = _dialog(plugin, image, coarse)
+    dialog.tile_spin.setValue(64)
+    text = dialog.grid_label.text()
+    assert "on the fly" in text and "none needed" in text and "--" not in text and "km" not in text, text
+    assert "about 21" in text  # 0.0003° of longitude at 50° N, on the ground
+    assert dialog.config().align_labels
+    dialog.close()
+
+    custom = _add(QgsRasterLayer(str(write_raster(tmp_path / "custom.tif", np.ones((3, 128, 128), np.uint16),
+                                                  crs=CUSTOM_LCC, origin=(633_000, 227_000))), "custom"))
+    dialog = _dialog(plugin, custom, _add(QgsVectorLayer(str(scene_polygons), "polygons", "ogr")), "label")
+    text = dialog.grid_label.text()
+    assert "Lambert NC custom" in text and "()" not in text and "unnamed" not in text.lower(), text
+    dialog.close()
