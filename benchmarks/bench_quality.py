@@ -531,6 +531,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig override for geofm (repeatable), e.g. weights=none")
     p.add_argument("--split-only", action="store_true", help="print every scene's split and train nothing")
+    p.add_argument("--name", default="quality",
+                   help="results go to benchmarks/results/NAME.md and NAME.json (a candidate's run beside the defaults')")
     return p.parse_args(argv)
 
 
@@ -588,8 +590,8 @@ def main(argv: list[str] | None = None) -> str:
     from geofm.core.fileio import write_json
 
     text = report(results)
-    write_json(HERE / "results" / "quality.json", results)
-    (HERE / "results" / "quality.md").write_text(text)
+    write_json(HERE / "results" / f"{args.name}.json", results)
+    (HERE / "results" / f"{args.name}.md").write_text(text)
     sys.path.insert(0, str(HERE))
     import run_all
 
