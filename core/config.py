@@ -73,6 +73,11 @@ class TrainConfig:
         "fpn", kind="choice", choices="decoders", label="Decoder", advanced=True,
         help="How backbone features become a class map at the image's resolution.",
         cli=True, dialog=True, processing=True, saved=True)
+    spectral_branch: bool = setting(
+        False, kind="bool", label="Per-pixel spectral branch", advanced=True,
+        help="Add class scores from each pixel's own band values (a small per-pixel network) to the map's: keeps "
+             "spectral detail when labels are a few small polygons or points.",
+        cli=True, dialog=True, processing=True, saved=True)
     tile_size: int = setting(
         128, kind="int", label="Tile size", unit="px", minimum=32, maximum=2048, flags=("--tile", "--tile-size"),
         help="Side of the square windows the model learns from; larger tiles see more context.",
@@ -96,6 +101,10 @@ class TrainConfig:
     lr: float = setting(
         1e-3, kind="float", label="Learning rate", minimum=1e-6, maximum=1.0, advanced=True,
         help="Step size of the AdamW optimiser.",
+        cli=True, dialog=True, processing=True, saved=True)
+    lr_schedule: str = setting(
+        "constant", kind="choice", choices="lr_schedules", label="Learning-rate schedule", advanced=True,
+        help="How the learning rate changes over the epochs.",
         cli=True, dialog=True, processing=True, saved=True)
     weight_decay: float = setting(
         1e-3, kind="float", label="Weight decay", minimum=0.0, maximum=1.0, advanced=True,

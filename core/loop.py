@@ -36,6 +36,16 @@ from .events import (
 from .tasks import CancelFlag, Task
 
 
+def epoch_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate of ``epoch`` (1-based) of ``epochs``: ``lr`` throughout ("constant"), or from ``lr`` in
+    the first epoch down a half cosine to a hundredth of it in the last ("cosine"). A function of the epoch alone,
+    so a resumed run follows the same schedule without storing it."""
+    if schedule != "cosine" or epochs <= 1:
+        return lr
+    floor = lr / 100
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / (epochs - 1)))
+
+
 @dataclass
 class LoopSettings:
     """What the loop needs of a job's config; :meth:`from_config` takes them from any config that has them."""
@@ -55,6 +65,7 @@ class LoopSettings:
     resume: str | None = None
     time_limit_s: float = 0.0  # stop after the last whole epoch that fits this budget; 0: no budget
     keep_checkpoint: bool = True  # False: a finished run removes its .last.ckpt (its package is complete)
+    lr_schedule: str = "constant"  # or "cosine": see epoch_lr
 
     @classmethod
     def from_config(cls, config: Any) -> LoopSettings:
@@ -118,7 +129,7 @@ class Loop:
         run_started = time.perf_counter()
         for epoch in range(self.state.epoch + 1, epochs + 1):
             started = time.perf_counter()
-            net = self._start_epoch(epoch, loader)
+            net = self._start_epoch(epoch, loader, epochs)
             train_loss = None
             for event in self._train_epoch(net, loader, epoch):
                 if isinstance(event, float):
@@ -188,9 +199,12 @@ class Loop:
         return payload
 
     # -- one epoch ----------------------------------------------------------------------------------------------
-    def _start_epoch(self, epoch: int, loader: DataLoader) -> nn.Module:
-        """Seed everything random in the epoch from (seed, epoch) alone, so a resumed run repeats it exactly."""
+    def _start_epoch(self, epoch: int, loader: DataLoader, epochs: int) -> nn.Module:
+        """Seed everything random in the epoch from (seed, epoch) alone, so a resumed run repeats it exactly; set
+        the epoch's learning rate."""
         s = self.settings
+        for group in self.optimizer.param_groups:
+            group["lr"] = epoch_lr(s.lr, s.lr_schedule, epoch, epochs)
         torch.manual_seed(s.seed * 104_729 + epoch)
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)

@@ -28,6 +28,7 @@ def build_model(
     notes: list[str] | None = None,
     band_names: list[str] | None = None,
     band_map: str | None = None,
+    spectral_branch: bool = False,
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
@@ -41,7 +42,9 @@ def build_model(
     (offline) are replaced by random ones and a note for the user is appended, instead of an error. A backbone
     package (``geofm pretrain``) brings a first conv for these very bands (checked against ``band_names``): it is
     used as it is, without RGB adaptation; published weights (:mod:`.published_weights`) get one built from the
-    kernels of the bands ``band_names`` (or ``band_map``, weights band names) place the image's bands on. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
+    kernels of the bands ``band_names`` (or ``band_map``, weights band names) place the image's bands on.
+    ``spectral_branch`` adds :class:`SpectralBranch`: per-pixel class scores from the band values alone, added to
+    the decoder's. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
     """
     decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
@@ -77,7 +80,10 @@ def build_model(
         "num_classes": num_classes,
         "rgb_bands": list(rgb) if rgb is not None else None,
     }
-    return SegmentationModel(body, head, architecture)
+    if spectral_branch:  # only then in the description: packages of earlier versions rebuild unchanged
+        architecture["spectral_branch"] = True
+    spectral = SpectralBranch(in_channels, num_classes) if spectral_branch else None
+    return SegmentationModel(body, head, architecture, spectral)
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int, rgb_bands: Sequence[int] | None) -> torch.Tensor:
@@ -94,19 +100,41 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int, rgb_bands: Sequence
     return new * (3.0 / in_channels)
 
 
-class SegmentationModel(nn.Module):
-    """Backbone + decoder; ``architecture`` is the dict that rebuilds it (see :func:`build_model`)."""
+class SpectralBranch(nn.Sequential):
+    """A per-pixel classifier of the band values (1x1 convolutions: a small MLP applied to every pixel).
 
-    def __init__(self, backbone: IntermediateLayerGetter, decoder: nn.Module, architecture: dict[str, Any]):
+    On small labelled areas a backbone with a wide receptive field learns the polygons' surroundings; this branch
+    sees only the pixel's own spectrum, as a pixel-wise classifier does, and its scores are added to the map's.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 64):
+        layers: list[nn.Module] = []
+        for c_in in (in_channels, width):
+            layers += [nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        super().__init__(*layers, nn.Conv2d(width, num_classes, 1))
+
+
+class SegmentationModel(nn.Module):
+    """Backbone + decoder (+ an optional spectral branch); ``architecture`` is the dict that rebuilds it (see
+    :func:`build_model`)."""
+
+    def __init__(self, backbone: IntermediateLayerGetter, decoder: nn.Module, architecture: dict[str, Any],
+                 spectral: SpectralBranch | None = None):
         super().__init__()
         self.backbone = backbone
         self.decoder = decoder
+        self.spectral = spectral
         self.architecture = architecture
         self.backbone_frozen = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """float [B, C, H, W] -> logits [B, K, H, W]."""
-        return self.decoder(self.backbone(x), x)
+    def forward(self, x: torch.Tensor, parts: bool = False):
+        """float [B, C, H, W] -> logits [B, K, H, W]; with ``parts``, (logits, the spectral branch's own logits)
+        so that training can also teach the branch alone (None without a branch)."""
+        logits = self.decoder(self.backbone(x), x)
+        pixel = self.spectral(x) if self.spectral is not None else None
+        if pixel is not None:
+            logits = logits + pixel
+        return (logits, pixel) if parts else logits
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Stop (or resume) training the backbone: no gradients, batch-norm statistics kept as they are.

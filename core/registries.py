@@ -45,6 +45,11 @@ WEIGHT_SOURCES.add("seco-resnet18", "SeCo Sentinel-2 RGB (ResNet-18)", "Seasonal
 WEIGHT_SOURCES.add("seco-resnet50", "SeCo Sentinel-2 RGB (ResNet-50)", "Seasonal contrast on Sentinel-2 RGB; "
                    "Apache-2.0.")
 
+LR_SCHEDULES = Registry("learning-rate schedule")
+LR_SCHEDULES.add("constant", "Constant", "The same learning rate in every epoch.")
+LR_SCHEDULES.add("cosine", "Cosine decay", "From the learning rate down a half cosine to a hundredth of it in the "
+                 "last epoch: big steps first, fine ones at the end.")
+
 DEVICES = Registry("device")
 DEVICES.add("auto", "Best available", "A CUDA GPU, else Apple MPS, else the CPU.")
 DEVICES.add("cpu", "CPU", "The processor; always available.")
@@ -53,4 +58,4 @@ DEVICES.add("mps", "Apple MPS", "The GPU of an Apple-silicon Mac.")
 
 #: Registries by the name a setting's ``choices`` gives.
 ALL = {"backbones": BACKBONES, "decoders": DECODERS, "normalisations": NORMALISATIONS,
-       "weight_sources": WEIGHT_SOURCES, "devices": DEVICES}
+       "weight_sources": WEIGHT_SOURCES, "lr_schedules": LR_SCHEDULES, "devices": DEVICES}

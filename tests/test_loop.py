@@ -163,3 +163,22 @@ def test_a_time_budget_ends_the_run_as_finished_after_the_last_epoch_that_fits(t
     events = list(Loop(DenoisingTask(), _settings(tmp_path, epochs=50, time_limit_s=1e-6)).run())
     assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [1]
     assert isinstance(events[-1], FinishedEvent) and events[-1].summary["epochs_run"] == 1
+
+
+def test_a_cosine_schedule_decays_to_a_hundredth_and_resumes_on_the_same_curve(tmp_path):
+    """The learning rate each step reports: the set one in the first epoch, a hundredth of it in the last; a run
+    cancelled after epoch 1 and resumed reports the same rates and losses as one run straight through."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight = list(Loop(DenoisingTask(), _settings(tmp_path / "a", lr_schedule="cosine")).run())
+    rates = {e.epoch: e.lr for e in straight if isinstance(e, StepEvent)}
+    assert rates == pytest.approx({1: 1e-2, 2: 1e-2 * (0.01 + 0.99 * 0.5), 3: 1e-4})
+    cancel = threading.Event()
+    for event in Loop(DenoisingTask(), _settings(tmp_path / "b", lr_schedule="cosine"), cancel).run():
+        if isinstance(event, CheckpointEvent) and event.kind == "last":
+            cancel.set()
+    ckpt = str(checkpoint_path(tmp_path / "b" / "ae.pt"))
+    resumed = list(Loop(DenoisingTask(), _settings(tmp_path / "b", lr_schedule="cosine", resume=ckpt)).run())
+    assert {e.epoch: e.lr for e in resumed if isinstance(e, StepEvent)} == pytest.approx({2: rates[2], 3: rates[3]})
+    assert [e.train_loss for e in resumed if isinstance(e, EpochEvent)] == pytest.approx(
+        [e.train_loss for e in straight if isinstance(e, EpochEvent)][1:], rel=1e-6)

@@ -149,3 +149,26 @@ def test_architecture_rebuilds_the_model(resnet18_weights) -> None:
     x = torch.randn(1, 4, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x))
+
+
+def test_spectral_branch_lets_a_coarse_decoder_learn_a_pixel_rule() -> None:
+    """With the per-pixel branch, the FPN (stride 4, bilinear logits) learns a class decided by each pixel's own
+    band value; its branch alone classifies the pixels too, and the package's description rebuilds it."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", "fpn", in_channels=2, num_classes=2, spectral_branch=True)
+    x = torch.randn(2, 2, 32, 32)
+    y = (x[:, 0] > 0).long()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(30):
+        logits, pixel = model(x, parts=True)
+        loss = F.cross_entropy(logits, y) + F.cross_entropy(pixel, y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        logits, pixel = model(x, parts=True)
+    assert (logits.argmax(1) == y).float().mean().item() > 0.95
+    assert (pixel.argmax(1) == y).float().mean().item() > 0.95
+    again = build_model(**model.architecture, weights="none")
+    assert model.architecture["spectral_branch"] and again.spectral is not None
+    again.load_state_dict(model.state_dict())

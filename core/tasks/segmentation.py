@@ -75,13 +75,18 @@ class SegmentationTask(Task):
         cfg, data = self.config, self.data
         return build_model(cfg.backbone, cfg.decoder, data.in_channels, data.classes.num_classes, cfg.weights,
                            cfg.rgb_bands, notes=self.notes, band_names=data.band_names,
-                           band_map=getattr(self, "band_map", None) or cfg.band_map)  # offline ImageNet: from scratch, with a note
+                           band_map=getattr(self, "band_map", None) or cfg.band_map,  # offline ImageNet: from scratch, with a note
+                           spectral_branch=cfg.spectral_branch)
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
         if self.config.augment:
             x, y = augment_batch(x, y, rng)
-        return self._loss_on(y.device)(model(x), y)
+        loss = self._loss_on(y.device)
+        if not self.config.spectral_branch:
+            return loss(model(x), y)
+        logits, pixel = model(x, parts=True)
+        return loss(logits, y) + loss(pixel, y)  # the branch must classify pixels on its own too
 
     def validation_step(self, model: nn.Module, batch: Any) -> torch.Tensor | None:
         x, y = batch
@@ -145,4 +150,5 @@ def run_fingerprint(config: TrainConfig) -> dict[str, Any]:
         "normalisation": config.normalisation,
         "backbone": config.backbone,
         "decoder": config.decoder,
+        "spectral_branch": config.spectral_branch,
     }
