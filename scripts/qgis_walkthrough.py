@@ -81,7 +81,7 @@ def main() -> int:
                         help="where the numbered screenshots go (emptied first)")
     parser.add_argument("--venv", type=Path, default=None, help="the venv with torch (default: the repo's .venv, "
                         "else the one running this script)")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds before QGIS is killed")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds before QGIS is killed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary profile and outputs")
     args = parser.parse_args()
     venv = args.venv or (REPO / ".venv" if (REPO / ".venv").is_dir() else Path(sys.prefix))
