@@ -31,6 +31,7 @@ from .layer_sources import layer_file, output_problem
 from .messages import InputProblem, push
 from .package_info import PACKAGE_FILTER, PackageProblem, fit_height, read_metadata, summary_html
 from .predict_task import PredictRequest
+from .result_layers import prediction_name
 from .setting_widgets import widget_for
 
 EXTENTS = (("layer", "Whole layer"), ("canvas", "Current map view"), ("selection", "Selected features of"))
@@ -139,8 +140,8 @@ class PredictDialog(QDialog):
         config = PredictConfig(device=self.device_combo.currentData(), confidence=self.confidence_check.isChecked(),
                                **self._extent())
         _check_outputs(package, raster, output, config.confidence)
-        name = f"{Path(raster).stem} — {Path(package).stem}"
-        return PredictRequest(package, raster, output, config, self.metadata["classes"], name)
+        return PredictRequest(package, raster, output, config, self.metadata["classes"],
+                              prediction_name(raster, package))
 
     def _extent(self) -> dict:
         key = self.extent_group.checkedButton().property("extent")
