@@ -6,7 +6,7 @@ APT_PACKAGES := qgis python3-qgis python3-gdal python3-rasterio python3-venv pyt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup test lint demo bench bench-quality bench-pretrain gpu-check package run-qgis screenshots clean
+.PHONY: setup test lint demo bench bench-quality bench-pretrain gpu-check package run-qgis walkthrough screenshots clean
 
 setup: $(VENV)/.installed  ## Install system packages, make .venv and install geofm into it (safe to rerun)
 
@@ -49,6 +49,9 @@ package: setup  ## Build dist/geofm.zip for QGIS's "Install from ZIP"
 
 run-qgis: setup  ## Start QGIS with the plugin from this working tree
 	scripts/run_qgis.sh
+
+walkthrough: setup  ## Real QGIS under Xvfb: the plugin zip in a fresh profile, clicked through train, cancel, resume, predict, Processing and bad inputs (docs/screenshots/walkthrough/)
+	$(PY) scripts/qgis_walkthrough.py
 
 screenshots: setup  ## Screenshots of the dialogs, the live panel and a styled prediction (docs/screenshots/)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshots.py

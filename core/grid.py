@@ -337,7 +337,7 @@ def require_usable(report: GridReport, align_labels: bool = False, warn_to: Warn
     if report.verdict == UNUSABLE or (report.verdict == ALIGN_LABELS and not align_labels):
         raise GridError(" ".join(report.problems) or "image and labels do not line up",
                         path=report.culprit or report.labels.path, fix=report.fix)
-    if report.image.crs != report.labels.crs and report.same_grid:
+    if report.image.crs != report.labels.crs and report.same_grid and report.offset_px >= 0.01:  # else: no news
         warn(f"{report.labels.path}: CRS {report.labels.crs} differs from the image's {report.image.crs} "
              f"by {report.offset_m:.2f} m ({report.offset_px:.2f} px); used as is.", warn_to)
 

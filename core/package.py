@@ -287,6 +287,9 @@ def geofm_version() -> str:
 
 
 _REEXPORT = "re-export the model with geofm, or train it again"
+#: Problem and fix for a file that is no model at all (a raster, a text file…), for every front.
+NOT_A_MODEL = "not a geofm model package (.geofm) or ONNX model (.onnx)"
+CHOOSE_A_MODEL = "choose the .geofm file that training saved"
 
 
 def _read_members(path: Path) -> tuple[dict[str, Any], bytes]:
@@ -304,7 +307,7 @@ def _read_members(path: Path) -> tuple[dict[str, Any], bytes]:
     except GeoFMError:
         raise
     except zipfile.BadZipFile as err:
-        raise PackageError(f"not a readable geofm model package: {err}", path=path, fix=_REEXPORT) from err
+        raise PackageError(f"this is {NOT_A_MODEL}", path=path, fix=CHOOSE_A_MODEL) from err
     except (OSError, ValueError, zipfile.LargeZipFile, EOFError) as err:  # ValueError covers bad JSON / UTF-8
         raise PackageError(f"the package is damaged ({type(err).__name__}: {err})", path=path, fix=_REEXPORT) from err
     if not isinstance(metadata, dict):

@@ -54,8 +54,17 @@ def read_metadata(path: str) -> dict[str, Any]:
         with zipfile.ZipFile(p) as zf:
             return json.loads(zf.read("metadata.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
-        raise PackageProblem(f"{path}: this is not a geofm model package ({err}). Pick a .geofm file written by "
-                             "geofm.") from err
+        from ..core.package import CHOOSE_A_MODEL, NOT_A_MODEL
+
+        raise PackageProblem(f"{p.name} is {NOT_A_MODEL}: {CHOOSE_A_MODEL}.") from err
+
+
+def fit_height(browser: QTextBrowser, most: int = 420) -> None:
+    """Make ``browser`` as tall as its text, up to ``most`` pixels (then it scrolls): no cut row, no empty box."""
+    document = browser.document()
+    document.setTextWidth(max(browser.viewport().width(), 440))
+    margin = 2 * (browser.frameWidth() + int(document.documentMargin()))
+    browser.setFixedHeight(min(int(document.size().height()) + margin, most))
 
 
 def summary_html(meta: dict[str, Any]) -> str:
@@ -134,7 +143,7 @@ class ModelInfoDialog(QDialog):
         layout.addWidget(self.browser)
         layout.addWidget(buttons)
         self.file_widget.fileChanged.connect(self.show_package)
-        self.resize(520, 460)
+        self.resize(520, 0)
         if path:
             self.file_widget.setFilePath(path)
         self.show_package(path)
@@ -144,12 +153,15 @@ class ModelInfoDialog(QDialog):
         self.export_button.setEnabled(False)
         if not path:
             self.browser.setHtml("<p>Choose a .geofm model package (or an .onnx exported by geofm).</p>")
+            fit_height(self.browser)
             return
         try:
             self.browser.setHtml(summary_html(read_metadata(path)))
         except PackageProblem as problem:
             self.browser.setHtml(f"<p style='color:#c62828'>{html.escape(str(problem))}</p>")
             return
+        finally:
+            fit_height(self.browser)
         self.export_button.setEnabled(Path(path).suffix.lower() == ".geofm" and "Pretrained backbone" not in
                                       self.browser.toPlainText())
 

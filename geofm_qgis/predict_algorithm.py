@@ -19,7 +19,7 @@ from .engine_task import preload
 from .package_info import read_metadata
 from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
 from .processing_settings import add_setting_parameters, setting_values
-from .result_layers import paletted_renderer
+from .result_layers import paletted_renderer, prediction_name
 
 #: PredictConfig settings this algorithm declares itself (the extent); the rest come from the schema.
 BY_HAND = ("bbox", "bbox_crs")
@@ -31,12 +31,13 @@ STYLERS: dict[str, QgsProcessingLayerPostProcessorInterface] = {}
 class PalettedStyler(QgsProcessingLayerPostProcessorInterface):
     """Gives the class raster the package's class names and colours when Processing loads it."""
 
-    def __init__(self, classes: list[dict[str, Any]]) -> None:
+    def __init__(self, classes: list[dict[str, Any]], name: str) -> None:
         super().__init__()
-        self.classes = classes
+        self.classes, self.name = classes, name
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
         if isinstance(layer, QgsRasterLayer):
+            layer.setName(self.name)
             layer.setRenderer(paletted_renderer(layer, self.classes))
             layer.triggerRepaint()
 
@@ -57,7 +58,7 @@ class PredictAlgorithm(SegmentationAlgorithm):
                 "windows overlap and are blended, so tile seams do not show.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile("MODEL", "Model package (.geofm, or an .onnx exported by geofm)",
+        self.addParameter(QgsProcessingParameterFile("MODEL", "Model (.geofm, or .onnx exported by geofm)",
                                                      fileFilter=MODEL_FILTER))
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster"))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole raster)", optional=True))
@@ -93,7 +94,7 @@ class PredictAlgorithm(SegmentationAlgorithm):
         if type(last).__name__ != "FinishedEvent":
             raise QgsProcessingException(getattr(last, "message", "") or "Prediction stopped before it finished.")
         if context.willLoadLayerOnCompletion(output):
-            styler = PalettedStyler(classes)
+            styler = PalettedStyler(classes, prediction_name(raster, package))
             STYLERS[output] = styler  # Processing runs a short-lived copy of the algorithm: keep the styler here
             context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
         return {"OUTPUT": last.path, "CONFIDENCE_OUTPUT": last.summary.get("outputs", {}).get("confidence")}

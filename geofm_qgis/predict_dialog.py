@@ -29,8 +29,9 @@ from .device import device_text
 from .engine_status import EngineStatus
 from .layer_sources import layer_file, output_problem
 from .messages import InputProblem, push
-from .package_info import PACKAGE_FILTER, PackageProblem, read_metadata, summary_html
+from .package_info import PACKAGE_FILTER, PackageProblem, fit_height, read_metadata, summary_html
 from .predict_task import PredictRequest
+from .result_layers import prediction_name
 from .setting_widgets import widget_for
 
 EXTENTS = (("layer", "Whole layer"), ("canvas", "Current map view"), ("selection", "Selected features of"))
@@ -51,7 +52,6 @@ class PredictDialog(QDialog):
         self.package_widget = QgsFileWidget()
         self.package_widget.setFilter(PACKAGE_FILTER)
         self.summary = QTextBrowser()
-        self.summary.setMinimumHeight(160)
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.extent_group = QButtonGroup(self)
@@ -115,13 +115,13 @@ class PredictDialog(QDialog):
         if not path:
             self.summary.setHtml("<p>Choose a .geofm model package (or an .onnx exported by geofm): its classes, bands "
                                  "and scores appear here.</p>")
-            return
-        try:
-            self.metadata = read_metadata(path)
-        except PackageProblem as problem:
-            self.summary.setHtml(f"<p style='color:#c62828'>{html.escape(str(problem))}</p>")
-            return
-        self.summary.setHtml(summary_html(self.metadata))
+        else:
+            try:
+                self.metadata = read_metadata(path)
+                self.summary.setHtml(summary_html(self.metadata))
+            except PackageProblem as problem:
+                self.summary.setHtml(f"<p style='color:#c62828'>{html.escape(str(problem))}</p>")
+        fit_height(self.summary)
 
     def request(self) -> PredictRequest:
         """The validated request; InputProblem (plain words) when something must be fixed first."""
@@ -148,8 +148,9 @@ class PredictDialog(QDialog):
             raise InputProblem(problem)
         config = PredictConfig(device=self.device_combo.currentData(), confidence=self.confidence_check.isChecked(),
                                **self._extent())
-        name = f"{Path(raster).stem} — {Path(package).stem}"
-        return PredictRequest(package, raster, output, config, self.metadata["classes"], name)
+        _check_outputs(package, raster, output, config.confidence)
+        return PredictRequest(package, raster, output, config, self.metadata["classes"],
+                              prediction_name(raster, package))
 
     def _extent(self) -> dict:
         key = self.extent_group.checkedButton().property("extent")
@@ -175,6 +176,19 @@ class PredictDialog(QDialog):
             return
         self.start_prediction.emit(request)
         super().accept()
+
+
+def _check_outputs(package: str, raster: str, output: str, confidence: bool) -> None:  # noqa: FBT001
+    """InputProblem when an output would overwrite the raster, the model or another output (as predict refuses)."""
+    from ..core.errors import GeoFMError
+    from ..core.fileio import check_outputs
+    from ..core.predict import confidence_path
+
+    outputs = {"class raster": output, "confidence raster": confidence_path(output) if confidence else None}
+    try:
+        check_outputs(outputs, {"input raster": raster, "model package": package})
+    except GeoFMError as err:
+        raise InputProblem(str(err)) from err
 
 
 def default_output(raster: str) -> str:

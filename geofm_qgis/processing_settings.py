@@ -78,7 +78,10 @@ def _parameters(s, default: Any) -> list:
     if s.kind in ("int", "float"):
         kind = QgsProcessingParameterNumber.Type.Integer if s.kind == "int" else QgsProcessingParameterNumber.Type.Double
         limits = {k: v for k, v in (("minValue", s.minimum), ("maxValue", s.maximum)) if v is not None}
-        return [QgsProcessingParameterNumber(name, label, kind, default, optional=default is None, **limits)]
+        number = QgsProcessingParameterNumber(name, label, kind, default, optional=default is None, **limits)
+        if s.kind == "float":  # else QGIS shows six decimals: "50.000000"
+            number.setMetadata({"widget_wrapper": {"decimals": _decimals(s)}})
+        return [number]
     if s.kind == "bool":
         return [QgsProcessingParameterBoolean(name, label, defaultValue=default)]
     if s.kind in ("choice", "weights"):
@@ -90,3 +93,12 @@ def _parameters(s, default: Any) -> list:
                                                  fileFilter="Weights (*.pth *.pt *.geofm)")]
     # An empty default ("no licence") is a value to keep, not a missing one: Processing refuses a required "".
     return [QgsProcessingParameterString(name, label, defaultValue=default, optional=s.nullable or default == "")]
+
+
+def _decimals(s) -> int:
+    """Decimals a float setting is shown with: whole per cents, enough for a learning rate of 1e-6."""
+    if s.unit == "%":
+        return 0
+    if 0 < (s.minimum or 0) < 1e-3:
+        return 6
+    return 4 if (s.maximum or 0) <= 1 else 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -16,6 +17,11 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 GROUP = "geofm predictions"
+
+
+def prediction_name(raster: str, model: str) -> str:
+    """A prediction layer's name: '<raster> — <model>', so predictions of one raster by two models differ."""
+    return f"{Path(raster).stem} — {Path(model).stem}"
 
 
 def paletted_renderer(layer: QgsRasterLayer, classes: list[dict[str, Any]]) -> QgsPalettedRasterRenderer:

@@ -12,6 +12,8 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
+    QgsProject,
+    QgsRasterLayer,
 )
 
 from .engine_task import preload
@@ -34,17 +36,19 @@ class TrainAlgorithm(SegmentationAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Trains a deep-learning segmentation model (a ResNet backbone with a decoder) on an image raster "
                 "and its labels: a class raster, or polygons (or points) with a class field. Writes a .geofm model "
-                "package that 'Predict with segmentation model' applies to other rasters.")
+                "package that 'Predict with segmentation model' applies to other rasters.\n\n"
+                "Labels: give either a class raster on the image's grid, or a polygon or point layer and its class "
+                "field, not both. The image is the multi-band raster the model learns from.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.config import TrainConfig
 
-        self.addParameter(QgsProcessingParameterRasterLayer("IMAGE", "Image raster"))
+        self.addParameter(QgsProcessingParameterRasterLayer("IMAGE", "Image raster", defaultValue=default_image()))
         self.addParameter(QgsProcessingParameterRasterLayer("LABELS", "Labels: a class raster", optional=True))
         # The class field's parent is a vector-only parameter: a parent that may hold a raster crashes QGIS 3.22
         # when the dialog opens with a raster loaded.
         self.addParameter(QgsProcessingParameterVectorLayer(
-            "LABEL_POLYGONS", "…or labels as polygons or points (instead of a class raster)",
+            "LABEL_POLYGONS", "…or labels as polygons or points",
             types=[QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeVectorPoint],
             optional=True))
         self.addParameter(QgsProcessingParameterField("LABEL_FIELD", "Class field (polygon or point labels)",
@@ -87,3 +91,12 @@ class TrainAlgorithm(SegmentationAlgorithm):
             raise QgsProcessingException(getattr(last, "message", "") or "Training stopped before it finished.")
         miou = (last.summary.get("metrics") or {}).get("mean_iou")
         return {"OUTPUT": last.path, "MEAN_IOU": miou}
+
+
+def default_image() -> str | None:
+    """The first multi-band raster of the project (an image, not a class raster), or None: Processing would
+    otherwise offer the first raster, often the labels."""
+    for layer in QgsProject.instance().layerTreeRoot().layerOrder():
+        if isinstance(layer, QgsRasterLayer) and layer.bandCount() > 1:
+            return layer.source()
+    return None

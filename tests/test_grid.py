@@ -1,5 +1,6 @@
 """Grid check: the verdicts a GIS analyst needs before training, on generated rasters and the real scene."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -28,8 +29,11 @@ def test_real_scene_crs_tags_differ_but_pair_is_usable(scene_image, scene_labels
     assert report.offset_px < 1.0
     assert "The CRSs differ" in report.summary and "EPSG:3358" in report.summary
     assert report.image.nodata == -99999 and report.labels.nodata == -99999
-    with pytest.warns(GeoFMWarning, match="EPSG:3358"):
-        require_usable(report)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        require_usable(report)  # the two tags name one grid (0.00 m apart): nothing to warn the analyst about
+    with pytest.warns(GeoFMWarning, match=r"EPSG:3358.*3\.00 m \(0\.10 px\)"):
+        require_usable(dataclasses.replace(report, offset_m=3.0, offset_px=0.1))
 
 
 def test_identical_grids_are_aligned_without_warning(tmp_path):

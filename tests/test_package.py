@@ -153,8 +153,10 @@ def test_unknown_format_version(package_path, tmp_path, version) -> None:
 def test_not_a_zip(tmp_path) -> None:
     path = tmp_path / "notes.geofm"
     path.write_text("hello")
-    with pytest.raises(PackageError, match="notes.geofm"):
+    with pytest.raises(PackageError, match="notes.geofm") as err:
         load_package(path)
+    assert "not a geofm model package (.geofm) or ONNX model (.onnx)" in str(err.value)
+    assert "zip file" not in str(err.value), "the analyst does not need to know a package is a zip"
     with pytest.raises(PackageError, match="does not exist"):
         load_package(tmp_path / "missing.geofm")
 

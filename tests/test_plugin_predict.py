@@ -95,7 +95,32 @@ def test_band_mismatch_and_unwritable_output_are_messages(plugin, package, tmp_p
     assert "not writable" in dialog.bar.currentItem().text()
 
     dialog.package_widget.setFilePath(str(blocker))
-    assert "not a geofm model package" in dialog.summary.toPlainText()
+    shown = dialog.summary.toPlainText()
+    assert shown.startswith("a-file is not a geofm model package (.geofm) or ONNX model (.onnx): choose the "
+                            ".geofm file that training saved") and "zip" not in shown
+    assert dialog.summary.height() < 120, "a one-line message gets a small box, not an empty one"
+
+
+def test_an_output_that_is_the_input_raster_is_refused_in_the_dialog(plugin, package, tmp_path):
+    model, image = package
+    layer = QgsProject.instance().addMapLayer(QgsRasterLayer(str(image), "image"))
+    dialog = _dialog(plugin, model, layer)
+    started = []
+    dialog.start_prediction.connect(started.append)
+    dialog.show()
+    dialog.output_widget.setFilePath(str(image))
+    dialog.accept()
+    assert "would overwrite the input raster" in dialog.bar.currentItem().text()
+    assert dialog.isVisible() and not started
+
+
+def test_the_summary_shows_every_class_row(plugin, package):
+    model, image = package
+    dialog = _dialog(plugin, model, QgsProject.instance().addMapLayer(QgsRasterLayer(str(image), "image")))
+    dialog.show()
+    summary = dialog.summary
+    assert summary.verticalScrollBar().maximum() == 0, "the last class row is cut"
+    assert summary.document().size().height() <= summary.viewport().height() + 1
 
 
 def test_model_info_shows_the_summary(package):

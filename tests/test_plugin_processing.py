@@ -78,6 +78,24 @@ def test_train_dialog_opens_without_crash_with_a_raster_loaded(provider, scene_i
     assert isinstance(parent, QgsProcessingParameterVectorLayer)
 
 
+def test_train_dialog_offers_the_image_not_the_labels_readable_and_unclipped(provider, scene_image, scene_labels):
+    """The labels (one band) loaded first must not be offered as the image; numbers are not '50.000000';
+    parameter names fit the dialog."""
+    from qgis.core import QgsApplication, QgsRasterLayer
+
+    project = QgsProject.instance()
+    project.addMapLayer(QgsRasterLayer(str(scene_labels), "land cover"))
+    image = project.addMapLayer(QgsRasterLayer(str(scene_image), "Landsat"))
+    alg = QgsApplication.processingRegistry().algorithmById("geofm:train").create()  # as the toolbox opens it
+    assert alg.parameterDefinition("IMAGE").defaultValue() == image.source()
+    assert alg.parameterDefinition("LABELS").defaultValue() is None
+    decimals = {name: alg.parameterDefinition(name).metadata()["widget_wrapper"]["decimals"]
+                for name in ("OVERLAP", "LR", "WEIGHT_DECAY")}
+    assert decimals == {"OVERLAP": 0, "LR": 6, "WEIGHT_DECAY": 4}
+    assert max(len(p.description()) for p in alg.parameterDefinitions()) <= 50
+    project.removeAllMapLayers()
+
+
 def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
     import processing
 
@@ -91,6 +109,7 @@ def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
     assert result["OUTPUT"] == output and result["CONFIDENCE_OUTPUT"].endswith("classes_confidence.tif")
     layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == output]
     assert layers and isinstance(layers[0].renderer(), QgsPalettedRasterRenderer)
+    assert layers[0].name() == f"{image.stem} — {model.stem}", "named after raster and model, not 'Classes'"
     names = [c.label for c in layers[0].renderer().classes()]
     assert names == [c["name"] for c in read_metadata(str(model))["classes"]]
 

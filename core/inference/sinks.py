@@ -192,7 +192,7 @@ def describe(dst: rasterio.io.DatasetWriter, kind: str, classes: ClassMap, model
     dst.update_tags(GEOFM_CLASSES=json.dumps(classes.to_list()), GEOFM_MODEL=os.fspath(model or ""),
                     GEOFM_OUTPUT=kind)
     if kind == "classes":
-        dst.set_band_description(1, "class: " + ", ".join(f"{v}={n}" for v, n in zip(classes.values, classes.names)))
+        dst.set_band_description(1, "class")  # QGIS puts it above the legend: the names are in the tags and .qml
         dst.update_tags(1, **{f"CLASS_{v}": n for v, n in zip(classes.values, classes.names)})
         if dst.dtypes[0] in ("uint8", "uint16"):
             table = {v: (*_rgb(c), 255) for v, c in zip(classes.values, classes.colours)}
