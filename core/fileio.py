@@ -185,7 +185,7 @@ def check_writable(path: PathLike, what: str = "output") -> None:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.exists():
         raise OutputError(f"the folder of the {what} does not exist", path=folder,
-                          fix=f"create it first (mkdir -p {folder}), or pick another folder")
+                          fix="create the folder first, or choose an existing one")
     if not folder.is_dir():
         raise OutputError(f"the {what} is to go inside {folder}, which is a file, not a folder", path=p,
                           fix="pick a path inside an existing folder")

@@ -42,8 +42,8 @@ def output_problem(path: str, suffixes: tuple[str, ...] = ()) -> str | None:
     if p.is_dir():
         return f"{path} is a folder: add a file name."
     folder = p.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    if not folder.exists():
+        return f"{path}: the folder {folder} does not exist. Create it first, or choose an existing folder."
     if not folder.is_dir() or not os.access(folder, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
         return f"{path}: this location is not writable. Choose a folder you can write to."
     return None

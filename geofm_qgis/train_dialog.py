@@ -38,7 +38,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.cost import duration_text, training_seconds, training_threads, window_count
 from ..core.presets import PRESETS, preset_of
 from . import settings
-from .classes_table import ClassTable, class_field_guess, classes_from_layer, label_layer_problem
+from .classes_table import ID_FIELDS, ClassTable, class_field_guess, classes_from_layer, label_layer_problem
 from .device import device_text
 from .engine_status import CHARTS, EngineStatus
 from .layer_sources import crs_label, export_plan, export_problem, export_task, layer_file, output_problem
@@ -343,8 +343,9 @@ class TrainDialog(QDialog):
 
     def _vector_check(self, image: QgsRasterLayer, labels: QgsVectorLayer) -> tuple[str, str]:
         field = self.field_combo.currentField()
-        if not field or labels.fields().indexOf(field) < 0:
-            return "unusable", _no_field_text(labels, field)
+        problem = _field_problem(labels, field)
+        if problem:
+            return "unusable", problem
         units = "°" if image.crs().isGeographic() else f" {QgsUnitTypes.toString(image.crs().mapUnits())}"
         lines = [f"Image in {crs_label(image.crs())}, {image.rasterUnitsPerPixelX():g} × "
                  f"{image.rasterUnitsPerPixelY():g}{units} per pixel."]
@@ -475,8 +476,9 @@ class TrainDialog(QDialog):
         field = None
         if isinstance(labels, QgsVectorLayer):
             field = self.field_combo.currentField()
-            if not field or labels.fields().indexOf(field) < 0:
-                raise InputProblem(_no_field_text(labels, field))
+            problem = _field_problem(labels, field)
+            if problem:
+                raise InputProblem(problem)
         if self.grid_report is not None and self.grid_report.verdict == "unusable":
             raise InputProblem(self.grid_report.summary)
         output = self.output_widget.filePath().strip()
@@ -546,6 +548,18 @@ def _uses_gpu(choice: str) -> bool:
 
 def _file_kind(path: str) -> str:
     return "backbone" if str(path).lower().endswith(".geofm") else "file"
+
+
+def _field_problem(layer: QgsVectorLayer, field: str | None) -> str | None:
+    """Why ``field`` cannot be the class field of ``layer`` (missing, or the file's feature id), or None."""
+    index = layer.fields().indexOf(field) if field else -1
+    if index < 0:
+        return _no_field_text(layer, field)
+    if index in layer.dataProvider().pkAttributeIndexes() and field.lower() in ID_FIELDS:
+        guess = class_field_guess(layer)
+        return (f"“{field}” is the feature number of “{layer.name()}” (one value per polygon), not its classes. "
+                + (f"Pick the class field, e.g. “{guess}”." if guess else "Pick the field that holds the classes."))
+    return None
 
 
 def _no_field_text(layer: QgsVectorLayer, field: str | None) -> str:

@@ -120,6 +120,10 @@ def test_class_field_is_never_an_id(plugin, tmp_path, scene_image):
     assert polygons.fields().names()[0] == "fid"
     dialog = _dialog(plugin, _add(QgsRasterLayer(str(scene_image), "landsat")), polygons)
     assert dialog.field_combo.currentField() == "class_name"
+    dialog.field_combo.setField("fid")  # picked by hand: refused before the dialog closes, with the right field
+    dialog.accept()
+    assert "“fid” is the feature number" in _bar_text(dialog) and "“class_name”" in _bar_text(dialog)
+    assert dialog.isVisible()
     dialog.close()
 
 
@@ -255,6 +259,10 @@ def test_polygons_without_the_field_and_unwritable_output(plugin, scene_image, s
     dialog.accept()
     assert "not writable" in _bar_text(dialog)
     assert dialog.isVisible()
+
+    dialog.output_widget.setFilePath(str(tmp_path / "no-such-folder" / "model.geofm"))
+    dialog.accept()  # refused before the dialog closes, not after an epoch of training
+    assert "no-such-folder does not exist" in _bar_text(dialog) and dialog.isVisible()
 
 
 def _train_config(plugin, tmp_path, name: str, size: int = 256, epochs: int = 1):
@@ -408,11 +416,11 @@ def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_b
     assert done == [True], task.error
     # the warning came before the steps, and the steps did not overwrite it
     assert order.index("WarningEvent") < order.index("StepEvent") and order.count("StepEvent") > 1
-    assert "EPSG:25833" in panel.warnings_label.text() and not panel.warnings_label.isHidden()
-    assert panel.warnings == [task.warnings[0]] and "EPSG:25833" not in panel.status.text()
-    warned = [m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning) if "EPSG:25833" in m]
+    assert "EPSG:23033" in panel.warnings_label.text() and not panel.warnings_label.isHidden()
+    assert panel.warnings == [task.warnings[0]] and "EPSG:23033" not in panel.status.text()
+    warned = [m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning) if "EPSG:23033" in m]
     assert len(warned) == 1, warned
-    assert any(tag == "geofm" and "EPSG:25833" in text and level == Qgis.MessageLevel.Warning
+    assert any(tag == "geofm" and "EPSG:23033" in text and level == Qgis.MessageLevel.Warning
                for tag, text, level in logged)
     assert panel.progress.value() == 100
 
