@@ -98,9 +98,9 @@ class DependencyDialog(QDialog):
         self.install_button = buttons.addButton("Install", QDialogButtonBox.ButtonRole.ActionRole)
         self.install_button.clicked.connect(lambda: self.install())
         self.light_button = buttons.addButton("Install for prediction only", QDialogButtonBox.ButtonRole.ActionRole)
-        self.light_button.setVisible(bool(self.light_packages))
         self.light_button.clicked.connect(lambda: self.install(self.light_packages))
         self.cancel_button = buttons.addButton("Cancel installation", QDialogButtonBox.ButtonRole.ActionRole)
+        self.light_button.setVisible(bool(self.light_packages))  # after the last addButton, which shows them all
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel)
         buttons.rejected.connect(self.reject)

@@ -6,7 +6,7 @@ import html
 import weakref
 
 from qgis.core import Qgis, QgsMessageLog
-from qgis.PyQt.QtWidgets import QDialog, QTextBrowser
+from qgis.PyQt.QtWidgets import QDialog, QTextBrowser, QWidget
 
 LOG_TAG = "geofm"
 
@@ -56,8 +56,8 @@ def push(bar, title: str, text: str, level: Qgis.MessageLevel = Qgis.MessageLeve
 
 def show_whole(item) -> None:
     """Let a bar item's text take the lines it needs (up to :data:`MAX_LINES`, then it scrolls)."""
-    browser = item.findChild(QTextBrowser)
-    if browser is None:
+    browser = item.findChild(QTextBrowser) if isinstance(item, QWidget) else None
+    if browser is None:  # a bar without QGIS's item widgets (a stand-in bar in a script)
         return
     document = browser.document()
     document.setTextWidth(max(browser.viewport().width(), item.width() - 120, 300))

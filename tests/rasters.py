@@ -61,12 +61,16 @@ def separable_scene(tmp: Path, size: int = 96, bands: int = 4, seed: int = 0) ->
 
 
 def retagged_scene(tmp: Path, size: int = 128) -> tuple[Path, Path]:
-    """:func:`separable_scene` with its labels tagged ETRS89 / UTM 33N (EPSG:25833) instead of the image's WGS 84 /
-    UTM 33N: a CRS difference of micrometres, which training tolerates with a warning. Returns (image, labels)."""
+    """:func:`separable_scene` on 1 km pixels, with its labels tagged ED50 / UTM 33N (EPSG:23033) instead of the
+    image's WGS 84 / UTM 33N: the same grid read in both CRSs lies about 210 m (0.21 px) apart, a difference training
+    tolerates with a warning. Returns (image, labels)."""
     img, lbl = separable_scene(tmp, size=size)
+    with rasterio.open(img) as src:
+        image, image_nodata = src.read(), src.nodata
     with rasterio.open(lbl) as src:
         labels, nodata = src.read(1), src.nodata
-    return img, write_raster(tmp / "labels_25833.tif", labels, crs="EPSG:25833", nodata=nodata)
+    return (write_raster(tmp / "image_1km.tif", image, nodata=image_nodata, res=1000.0),
+            write_raster(tmp / "labels_23033.tif", labels, crs="EPSG:23033", nodata=nodata, res=1000.0))
 
 
 def write_polygons(

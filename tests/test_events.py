@@ -88,7 +88,7 @@ def test_preparation_reports_a_tolerated_crs_difference_as_an_event_not_a_python
         warnings.simplefilter("error")  # a Python warning would now fail the test
         events, _ = _prepare(_config(folder, img, lbl))
     notes = [e.message for e in events if isinstance(e, WarningEvent)]
-    assert len(notes) == 1 and "EPSG:25833" in notes[0] and "EPSG:32633" in notes[0]
+    assert len(notes) == 1 and "EPSG:23033" in notes[0] and "EPSG:32633" in notes[0]
 
 
 def test_cancel_during_preparation_ends_with_cancelled_and_writes_nothing(tmp_path):
@@ -114,7 +114,7 @@ def test_cancel_during_preparation_ends_with_cancelled_and_writes_nothing(tmp_pa
 
 def test_training_passes_the_crs_warning_on_once(run_events):
     notes = [e for e in run_events if isinstance(e, WarningEvent)]
-    assert len(notes) == 1 and "EPSG:25833" in notes[0].message
+    assert len(notes) == 1 and "EPSG:23033" in notes[0].message
     assert isinstance(run_events[-1], FinishedEvent)
 
 
@@ -125,8 +125,8 @@ def test_cli_prints_the_crs_warning_once_on_stderr(tmp_path, capsys):
                  "--val-share", "0.25", "--out", str(tmp_path / "m.geofm")])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert len(re.findall(r"Warning: [^\n]*EPSG:25833", err)) == 1, err  # (after a progress bar's \r)
-    assert "EPSG:25833" not in out and "Training on" in out and "epoch 1:" in out
+    assert len(re.findall(r"Warning: [^\n]*EPSG:23033", err)) == 1, err  # (after a progress bar's \r)
+    assert "EPSG:23033" not in out and "Training on" in out and "epoch 1:" in out
 
 
 def test_no_process_wide_warning_bridge_in_core():
