@@ -53,8 +53,7 @@ run-qgis: setup  ## Start QGIS with the plugin from this working tree
 walkthrough: setup  ## Real QGIS under Xvfb: the plugin zip in a fresh profile, clicked through train, cancel, resume, predict, Processing and bad inputs (docs/screenshots/walkthrough/)
 	$(PY) scripts/qgis_walkthrough.py
 
-screenshots: setup  ## Screenshots of the dialogs, the live panel and a styled prediction (docs/screenshots/)
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshots.py
+screenshots: walkthrough  ## The README's screenshots: those of the walkthrough (docs/screenshots/walkthrough/)
 
 clean:
 	rm -rf build dist outputs .pytest_cache

@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(globals().get("__file__", ".")).resolve().parent.parent
 SCENE = REPO / "data" / "nc_landsat7"
-#: landclass96 classes of the NC scene (see data/nc_landsat7/ATTRIBUTION.md), as scripts/screenshots.py styles them.
+#: landclass96 classes of the NC scene (see data/nc_landsat7/ATTRIBUTION.md), styled with land-cover colours.
 CLASSES = [(1, "developed", "#d7301f"), (2, "agriculture", "#f6e8a0"), (3, "herbaceous", "#b8e186"),
            (4, "shrubland", "#7fbc41"), (5, "forest", "#1b7837"), (6, "water", "#2c7fb8"), (7, "sediment", "#bf9b6f")]
 MAX_PNG_BYTES = 300_000
@@ -314,6 +314,13 @@ class Walk:
         return [d for d in self.iface.mainWindow().findChildren(QDockWidget)
                 if d.objectName().startswith("geofm") and d.isVisible()]
 
+    def runs(self) -> list:
+        """The runs listed in geofm's one training dock (a view each), oldest first."""
+        from qgis.PyQt.QtWidgets import QDockWidget
+
+        dock = self.iface.mainWindow().findChild(QDockWidget, "geofmTraining")
+        return list(getattr(dock, "views", [])) if dock is not None else []
+
     @staticmethod
     def bar_text(dialog) -> str:
         from qgis.gui import QgsMessageBar
@@ -332,7 +339,7 @@ class Walk:
         return html.unescape(f"{newest.title()}: {newest.text()}".replace("<br>", " "))
 
     def close_docks(self) -> None:
-        """Close the training docks of earlier runs (as a user would), so the next screenshot shows the new one."""
+        """Close the training dock (as a user would); the next run shows it again, with its own view selected."""
         for dock in self.docks():
             dock.close()
 
@@ -428,8 +435,8 @@ class Walk:
         return self.dialog(title)
 
     def click_train(self, dialog, expect_start: bool = True):
-        """Click the dialog's Train button; with ``expect_start``, return the new training dock."""
-        before = set(self.docks())
+        """Click the dialog's Train button; with ``expect_start``, return the new run's view in the training dock."""
+        before = len(self.runs())
         button = self.button(dialog, "Train")
         if button is None:
             raise RuntimeError("the train dialog has no Train button")
@@ -437,9 +444,8 @@ class Walk:
         if not expect_start:
             yield self.pause(1.5)
             return None
-        yield self.until(lambda: set(self.docks()) - before, "a training dock to open", 60)
-        new = list(set(self.docks()) - before)
-        return new[0]
+        yield self.until(lambda: len(self.runs()) > before, "a new run in the training dock", 60)
+        return self.runs()[-1]
 
     def train(self):
         dialog = yield from self.open_dialog("geofmTrain", "Train")
@@ -465,7 +471,8 @@ class Walk:
         self.quick_config(dialog, str(Path(self.s["work"]) / "cancelled.geofm"), epochs=4)
         panel = yield from self.click_train(dialog)
         self.cancelled_panel = panel
-        yield self.until(lambda: len(getattr(panel, "steps", [])) >= 2 or self.idle(), "training steps", 600)
+        # after the first epoch, so that its checkpoint is there to resume from
+        yield self.until(lambda: len(getattr(panel, "epochs", [])) >= 1 or self.idle(), "the first epoch", 600)
         cancel = self.button(panel, "Cancel")
         if cancel is None:
             raise RuntimeError("no Cancel button in the training dock")
@@ -484,14 +491,14 @@ class Walk:
         if found is None:
             self.step["status"] = "not available"
             return "no Resume/Continue button in the training dock"
-        before = set(self.docks())
+        before = len(self.runs())
         found.click()
         yield self.pause(2)
         dialog = self.dialog("Train")
         if dialog is not None:  # the button opened the dialog pre-filled: start from there
             self.shot("resume_dialog", dialog)
             yield from self.click_train(dialog)
-        yield self.until(lambda: not self.idle() or set(self.docks()) - before, "the resumed training to start", 60)
+        yield self.until(lambda: not self.idle() or len(self.runs()) > before, "the resumed training to start", 60)
         yield self.until(self.idle, "the resumed training to finish", 600)
         yield self.pause(1)
         self.shot("training_resumed")
@@ -575,11 +582,11 @@ class Walk:
         self.quick_config(dialog, str(Path(self.s["work"]) / "bad.geofm"))
         setup(dialog)
         yield self.pause(1)
-        before = set(self.docks())
+        before = len(self.runs())
         yield from self.click_train(dialog, expect_start=False)
         if self.dialog("Train") is None:
-            for dock in set(self.docks()) - before:
-                button = self.button(dock, "Cancel")
+            for view in self.runs()[before:]:
+                button = self.button(view, "Cancel")
                 if button is not None:
                     button.click()
             yield self.until(self.idle, "the accepted run to stop", 300)
