@@ -349,7 +349,7 @@ class Walk:
         steps = [("load layers", self.load_layers), ("open Train", self.open_train),
                  ("train 2 epochs", self.train), ("second training, cancelled", self.cancelled),
                  ("resume the cancelled training", self.resume), ("predict", self.predict),
-                 ("Processing: Train dialog with rasters loaded", self.processing_train),
+                 ("Processing: Train dialog with rasters loaded, and a run", self.processing_train),
                  ("Processing: Predict dialog and run", self.processing_predict),
                  ("bad input: output folder missing", self.bad_missing_folder),
                  ("bad input: labels = the image", self.bad_labels_image),
@@ -549,10 +549,17 @@ class Walk:
         return dialog
 
     def processing_train(self):
+        import processing
+
         dialog = yield from self.processing_dialog("geofm:train", "processing_train_dialog")
         dialog.close()
         yield self.pause(0.5)
-        return "opened and closed without a crash"
+        output = str(Path(self.s["work"]) / "processing_trained.geofm")
+        processing.run("geofm:train", {"IMAGE": self.image, "LABELS": self.labels, "WEIGHTS": "none",
+                                       "TILE_SIZE": 64, "EPOCHS": 1, "OUTPUT": output})
+        if not Path(output).is_file():
+            raise RuntimeError(f"processing.run wrote no {output}")
+        return f"opened and closed without a crash; a 1-epoch run wrote {Path(output).name}"
 
     def processing_predict(self):
         import processing
