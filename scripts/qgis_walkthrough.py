@@ -596,16 +596,20 @@ class Walk:
                 button = self.button(view, "Cancel")
                 if button is not None:
                     button.click()
-            yield self.until(self.idle, "the accepted run to stop", 300)
-            yield self.pause(1)
-            self.shot(name)
-            raise Finding(f"Train accepted it: the dialog closed and a training started; then the user sees: "
-                               f"{self.main_bar_text()}")
+            yield from self.accepted(name, "Train", "a training")
         self.shot(name, dialog)
         text = self.bar_text(dialog) or "(no message bar text)"
         grid = dialog.grid_label.text()
         dialog.reject()
         return f"{text} — grid check: {grid[:300]}"
+
+    def accepted(self, name: str, dialog: str, job: str):
+        """A bad input the dialog let through: wait for the job to end, screenshot, and report what the user saw."""
+        yield self.until(self.idle, f"the accepted {job.split()[-1]} to end", 300)
+        yield self.pause(1)
+        self.shot(name)
+        raise Finding(f"{dialog} accepted it: the dialog closed and {job} started; then the user sees: "
+                      f"{self.main_bar_text()}")
 
     def bad_missing_folder(self):
         missing = Path(self.s["work"]) / "no such folder" / "model.geofm"
@@ -643,11 +647,7 @@ class Walk:
         self.button(dialog, "Predict").click()
         yield self.pause(1.5)
         if self.dialog("Predict") is None:
-            yield self.until(self.idle, "the accepted prediction to end", 300)
-            yield self.pause(1)
-            self.shot(name)
-            raise Finding(f"Predict accepted it: the dialog closed and a prediction started; then the user "
-                               f"sees: {self.main_bar_text()}")
+            yield from self.accepted(name, "Predict", "a prediction")
         self.shot(name, dialog)
         text = self.bar_text(dialog) or "(no message bar text)"
         dialog.reject()
