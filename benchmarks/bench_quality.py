@@ -531,6 +531,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig override for geofm (repeatable), e.g. weights=none")
     p.add_argument("--split-only", action="store_true", help="print every scene's split and train nothing")
+    p.add_argument("--add", action="store_true",
+                   help="keep the runs already in NAME.json (same overrides) for the seeds not run now")
     p.add_argument("--name", default="quality",
                    help="results go to benchmarks/results/NAME.md and NAME.json (a candidate's run beside the defaults')")
     return p.parse_args(argv)
@@ -550,6 +552,9 @@ def main(argv: list[str] | None = None) -> str:
                      "data": str(args.data)},
         "scenes": {},
     }
+    earlier = _earlier_runs(args.name, results["settings"]) if args.add else {}
+    results["scenes"].update(earlier)  # scenes not run now stay as they were; the ones run now are replaced
+    text = ""
     for spec in specs:
         folder = args.data / spec.folder
         missing = [p for p in (folder / spec.image, folder / spec.labels) if not p.exists()]
@@ -585,18 +590,40 @@ def main(argv: list[str] | None = None) -> str:
                     print(f"    {method}: " + (f"fails: {r['error']}" if "error" in r else
                                                f"mIoU {r['miou']:.3f}, OA {r['overall_accuracy']:.3f}, "
                                                f"{r['train_seconds'] / 60:.1f} min"), flush=True)
+        for method in ("forest", "geofm"):
+            kept = [r for r in earlier.get(spec.name, {}).get(method, []) if r["seed"] not in args.seeds]
+            entry[method] = sorted(kept + entry[method], key=lambda r: r["seed"])
+        text = _write(results, args.name)  # after every scene: a stopped run keeps what it finished
     if args.split_only:
         return ""
-    from geofm.core.fileio import write_json
-
-    text = report(results)
-    write_json(HERE / "results" / f"{args.name}.json", results)
-    (HERE / "results" / f"{args.name}.md").write_text(text)
     sys.path.insert(0, str(HERE))
     import run_all
 
     run_all.gather()
     print(text)
+    return text
+
+
+def _earlier_runs(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The scenes of an earlier NAME.json whose runs ``--add`` keeps; refused when it measured other settings."""
+    path = HERE / "results" / f"{name}.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    differs = [k for k in ("overrides", "epochs", "max_minutes", "test_share", "blocks", "buffer_px")
+               if old["settings"].get(k) != settings[k]]
+    if differs:
+        raise SystemExit(f"--add: {path} measured other settings ({', '.join(differs)}); use another --name")
+    settings["seeds"] = sorted(set(settings["seeds"]) | set(old["settings"]["seeds"]))
+    return old["scenes"]
+
+
+def _write(results: dict[str, Any], name: str) -> str:
+    from geofm.core.fileio import write_json
+
+    text = report(results)
+    write_json(HERE / "results" / f"{name}.json", results)
+    (HERE / "results" / f"{name}.md").write_text(text)
     return text
 
 
