@@ -74,7 +74,7 @@ class TrainConfig:
         help="How backbone features become a class map at the image's resolution.",
         cli=True, dialog=True, processing=True, saved=True)
     spectral_branch: bool = setting(
-        False, kind="bool", label="Per-pixel spectral branch", advanced=True,
+        True, kind="bool", label="Per-pixel spectral branch", advanced=True,
         help="Add class scores from each pixel's own band values (a small per-pixel network) to the map's: keeps "
              "spectral detail when labels are a few small polygons or points.",
         cli=True, dialog=True, processing=True, saved=True)
@@ -103,8 +103,9 @@ class TrainConfig:
         help="Step size of the AdamW optimiser.",
         cli=True, dialog=True, processing=True, saved=True)
     lr_schedule: str = setting(
-        "constant", kind="choice", choices="lr_schedules", label="Learning-rate schedule", advanced=True,
-        help="How the learning rate changes over the epochs.",
+        "cosine", kind="choice", choices="lr_schedules", label="Learning-rate schedule", advanced=True,
+        help="How the learning rate changes over the epochs: cosine falls to a hundredth of it by the last epoch, "
+             "so the last epoch (kept when no labels are held out) is the calmest.",
         cli=True, dialog=True, processing=True, saved=True)
     weight_decay: float = setting(
         1e-3, kind="float", label="Weight decay", minimum=0.0, maximum=1.0, advanced=True,
@@ -132,8 +133,10 @@ class TrainConfig:
         help="Stop after this many epochs without a better validation score; 0 never stops early.",
         cli=True, dialog=True, processing=True, saved=True)
     val_fraction: float = setting(
-        0.2, kind="float", label="Validation share", minimum=0.0, maximum=0.9, flags=("--val-share",), percent=True,
-        help="Share of the labelled area held out (in spatial blocks) to pick the best epoch.",
+        0.0, kind="float", label="Validation share", minimum=0.0, maximum=0.9, flags=("--val-share",), percent=True,
+        zero_means="none held out",
+        help="Share of the labelled area held out (in spatial blocks) to score every epoch and keep the best; 0: "
+             "every labelled pixel trains (better on few polygons or points) and the run has no held-out score.",
         cli=True, dialog=True, processing=True, saved=True)
     split_block: int = setting(
         0, kind="int", label="Split block", unit="px", minimum=0, maximum=100000, advanced=True,

@@ -10,7 +10,7 @@ from .registry import Registry
 BACKBONES = Registry("backbone")
 BACKBONES.add("resnet18", "ResNet-18", "Small and fast; the default, and enough for most scenes.", "backbones:resnet18")
 BACKBONES.add("resnet34", "ResNet-34", "Deeper than ResNet-18 at about twice the cost.", "backbones:resnet34")
-BACKBONES.add("resnet50", "ResNet-50", "Bottleneck blocks, about 3× the training time of ResNet-18.",
+BACKBONES.add("resnet50", "ResNet-50", "Bottleneck blocks, about 2× the training time of ResNet-18 (measured on a CPU).",
               "backbones:resnet50")
 BACKBONES.add("resnet101", "ResNet-101", "The largest; for big labelled areas on a GPU.", "backbones:resnet101")
 

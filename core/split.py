@@ -37,6 +37,7 @@ class LabelSplit:
     train_counts: np.ndarray | None = None  # labelled pixels per class, each pixel once
     val_counts: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    wanted: bool = True  # False: a validation share of 0 asked for none
 
     @property
     def has_validation(self) -> bool:
@@ -57,6 +58,9 @@ class LabelSplit:
     def summary(self) -> str:
         train, val = int(self.train_counts.sum()), int(self.val_counts.sum())
         blocks = sum(len(b) for b in self.val_blocks.values())
+        if not self.wanted:
+            return (f"No validation (validation share 0): all {train:,} labelled pixels train; every epoch runs and "
+                    "the last is kept.")
         if not self.has_validation:
             return (f"No validation: the labels lie in a single block of {self.block} px, so none can be held out. "
                     f"Training runs every epoch and keeps the last; {train:,} labelled pixels.")
@@ -69,7 +73,7 @@ def split_labels(block_counts: Sequence[np.ndarray], block: int, val_fraction: f
     blocks = [(i, (int(br), int(bc)), counts[:, br, bc]) for i, counts in enumerate(block_counts)
               for br, bc in zip(*np.nonzero(counts.sum(axis=0)))]
     total = np.sum([c.sum(axis=(1, 2)) for c in block_counts], axis=0).astype(np.int64)
-    split = LabelSplit(block, {}, total.copy(), np.zeros_like(total))
+    split = LabelSplit(block, {}, total.copy(), np.zeros_like(total), wanted=val_fraction > 0)
     if val_fraction <= 0 or len(blocks) < 2:
         return split
     target = val_fraction * total.sum()

@@ -90,7 +90,8 @@ def summary_html(meta: dict[str, Any]) -> str:
         f"Tile size: {meta.get('tile_size', '?')} px" + (f" · trained at {res[0]:g} × {res[1]:g} per pixel"
                                                          if res else ""),
         f"Validation: mean IoU {_pct(metrics.get('mean_iou'))}, overall accuracy "
-        f"{_pct(metrics.get('overall_accuracy'))}",
+        f"{_pct(metrics.get('overall_accuracy'))}" if metrics.get("mean_iou") is not None else
+        "Validation: none (no labels were held out; every label trained)",
     ]
     if meta.get("onnx"):
         lines.append(f"ONNX model exported by geofm {html.escape(str(meta['onnx'].get('geofm_version')))}: "

@@ -139,6 +139,9 @@ class RunView(QWidget, EventHandler):
         self.val_tiles = event.val_tiles
         self.status.setText(f"Training on {event.device}: {event.train_tiles} training tiles, "
                             f"{event.val_tiles} validation tiles.")
+        if not event.val_tiles and self.kind == "training":  # the empty mIoU plot says why it stays empty
+            self.miou_axes.set_title("no labels held out: no validation score", fontsize="small", color="#666666")
+            self._dirty = True
 
     def on_StepEvent(self, event) -> None:  # noqa: N802
         """A step done; after an epoch's last step the loop validates, with no event until it is over."""
@@ -192,7 +195,7 @@ class RunView(QWidget, EventHandler):
             self.progress.setValue(100)
             self.progress.setFormat("Finished")
             self.status.setText(f"{self.kind.capitalize()} finished.")
-            self.summary.setText(summary_html(self.finished_event.summary, self.finished_event.path))
+            self.summary.setText(summary_html(self.finished_event.summary, self.finished_event.path, self.kind))
         elif self.task.cancelled:
             self.state = CANCELLED
             where = (f"Cancelled at epoch {self.epoch} of {self.total_epochs}" if self.epoch
@@ -334,15 +337,20 @@ class RunView(QWidget, EventHandler):
         self.canvas.draw_idle()
 
 
-def summary_html(summary: dict[str, Any], path: str) -> str:
+def summary_html(summary: dict[str, Any], path: str, kind: str = "training") -> str:
     """The end-of-training summary: mean IoU, per-class IoU table and where the package is (for a run without
-    metrics, e.g. pretraining: its epochs and last loss)."""
+    metrics — pretraining, or training with no labels held out — its epochs and last loss, and for training how to
+    get a held-out score)."""
     metrics = summary.get("metrics") or {}
     if "mean_iou" not in metrics:
         history = summary.get("history") or [{}]
         loss = history[-1].get("train_loss")
+        unscored = ("<p>No labels were held out for validation (validation share 0 %, the default: every label "
+                    "trains), so this run has no held-out score. For one, compare the prediction with labels the "
+                    "model never saw, or train again with a validation share (e.g. 20 %) under Advanced.</p>"
+                    if kind == "training" else "")
         return (f"<p><b>{summary.get('epochs_run', '?')} epoch(s) done</b>, last training loss "
-                f"{'–' if loss is None else f'{loss:.4f}'}.</p><p>Saved to <b>{html.escape(path)}</b></p>")
+                f"{'–' if loss is None else f'{loss:.4f}'}.</p>{unscored}<p>Saved to <b>{html.escape(path)}</b></p>")
     rows = "".join(
         f"<tr><td>{html.escape(str(c.get('name', '')))}</td><td align='right'>{_pct(c.get('iou'))}</td>"
         f"<td align='right'>{_pct(c.get('f1'))}</td></tr>"

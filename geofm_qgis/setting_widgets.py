@@ -26,6 +26,8 @@ def widget_for(setting, value: Any) -> QWidget:
         widget.setDecimals(decimals)
         widget.setRange(low, high)
         widget.setSingleStep(5 if decimals == 0 else 10 ** -min(decimals, 3))
+        if setting.zero_means and setting.minimum == 0:
+            widget.setSpecialValueText(setting.zero_means.capitalize())
     elif kind == "bool":
         widget = QCheckBox()
     elif kind == "choice":

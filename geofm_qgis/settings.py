@@ -8,6 +8,11 @@ from typing import Any
 from qgis.core import QgsSettings
 
 PREFIX = "geofm/train/"
+#: Marks settings remembered by a geofm that stores only the values a user changed from the defaults.
+FORMAT_KEY = PREFIX + "remembered_format"
+#: Earlier defaults that later changed, by measurement (docs/defaults.md). geofm before FORMAT_KEY remembered every
+#: value, changed or not, so one of these remembered by it was most likely never chosen: it follows the new default.
+FORMER_DEFAULTS = {"val_fraction": 0.2, "spectral_branch": False, "lr_schedule": "constant"}
 
 
 def saved_settings() -> list:
@@ -33,12 +38,15 @@ def load() -> dict[str, Any]:
 
     store = QgsSettings()
     out = defaults()
+    everything_remembered = store.value(FORMAT_KEY, None) is None
     for key, default in list(out.items()):
         value = store.value(PREFIX + key, None)
         if value is None:
             continue
         try:
             value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("true", "1")
+            if everything_remembered and key in FORMER_DEFAULTS and value == FORMER_DEFAULTS[key]:
+                continue
             out.update(check_values(TrainConfig, {key: value}, "the remembered settings"))
         except (TypeError, ValueError, ConfigError):
             pass  # a value from an older version that no longer fits: the default
@@ -46,8 +54,14 @@ def load() -> dict[str, Any]:
 
 
 def save(values: dict[str, Any]) -> None:
-    """Remember ``values`` (only the saved settings)."""
+    """Remember those of ``values`` (only the saved settings) that differ from the defaults; a value equal to its
+    default is forgotten, so it follows the default when a later geofm changes it."""
     store = QgsSettings()
-    for key in defaults():
-        if key in values:
+    for key, default in defaults().items():
+        if key not in values:
+            continue
+        if values[key] == default:
+            store.remove(PREFIX + key)
+        else:
             store.setValue(PREFIX + key, values[key])
+    store.setValue(FORMAT_KEY, 2)

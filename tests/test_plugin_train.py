@@ -392,6 +392,30 @@ def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_p
     again.close()
 
 
+def test_a_former_default_remembered_by_an_older_geofm_follows_the_new_default(plugin):
+    """An older geofm remembered every value; one equal to a default that has since changed (validation share 20 %)
+    was not the user's choice, so the dialog shows today's default. Values the user changed are kept, and from now on
+    only changed values are remembered."""
+    from qgis.core import QgsSettings
+
+    from geofm.geofm_qgis import settings
+
+    store = QgsSettings()
+    store.setValue(settings.PREFIX + "val_fraction", 0.2)  # as geofm before this version stored it
+    store.setValue(settings.PREFIX + "tile_size", 256)
+    dialog = plugin.open_train()
+    assert dialog.setting_values()["val_fraction"] == 0.0
+    assert dialog.setting_values()["tile_size"] == 256
+    dialog.remember()
+    dialog.close()
+    assert store.value(settings.PREFIX + "val_fraction") is None
+    assert int(store.value(settings.PREFIX + "tile_size")) == 256
+    store.setValue(settings.PREFIX + "val_fraction", 0.2)  # chosen in this version: kept
+    again = plugin.open_train()
+    assert again.setting_values()["val_fraction"] == pytest.approx(0.2)
+    again.close()
+
+
 def test_a_tolerated_crs_difference_stays_in_the_panel_and_reaches_the_message_bar_and_log(plugin, tmp_path,
                                                                                             qgis_iface):
     from qgis.core import Qgis, QgsApplication

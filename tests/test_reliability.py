@@ -373,7 +373,7 @@ def test_a_split_that_finds_no_validation_tile_no_longer_fails(tmp_path, scene, 
     """Labels are split, not tiles (core/split.py): the scene whose tile split left no validation tile trains, with
     validation labels held out in smaller blocks."""
     img, lbl = scene
-    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--overlap", "0")) == 0
+    assert main(train_args(img, lbl, tmp_path / "m.geofm", "--overlap", "0", "--val-share", "0.2")) == 0
     out = capsys.readouterr().out
     assert "validation tiles" in out and ", validating on 0" not in out
 

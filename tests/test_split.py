@@ -42,6 +42,7 @@ def test_split_is_seeded_and_zero_share_keeps_everything_for_training():
     assert a == b and a != c
     split = choose_split(_counts(labels, 64), 64, 0.0, 0)
     assert not split.has_validation and split.train_counts.sum() == labels.size
+    assert split.summary().startswith(f"No validation (validation share 0): all {labels.size:,} labelled pixels")
 
 
 def test_a_few_points_get_validation_of_every_class():
