@@ -47,9 +47,10 @@ def scene(scene_image):
 
 @pytest.fixture(scope="module")
 def network():
-    """resnet18 + FPN for the scene's 5 bands, batch-norm statistics moved away from their defaults."""
+    """resnet18 + FPN + the per-pixel spectral branch (the shipped defaults) for the scene's 5 bands, batch-norm
+    statistics moved away from their defaults."""
     torch.manual_seed(0)
-    net = build_model("resnet18", "fpn", in_channels=5, num_classes=len(CLASSES))
+    net = build_model("resnet18", "fpn", in_channels=5, num_classes=len(CLASSES), spectral_branch=True)
     net.train()
     with torch.no_grad():
         net(torch.randn(4, 5, TILE, TILE))
