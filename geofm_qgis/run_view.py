@@ -141,6 +141,8 @@ class RunView(QWidget, EventHandler):
                             f"{event.val_tiles} validation tiles.")
         if not event.val_tiles and self.kind == "training":  # the empty mIoU plot says why it stays empty
             self.miou_axes.set_title("no labels held out: no validation score", fontsize="small", color="#666666")
+            self._lines["val"].set_label("_nolegend_")  # no validation loss either
+            self.loss_axes.legend(loc="upper right", fontsize="small")
             self._dirty = True
 
     def on_StepEvent(self, event) -> None:  # noqa: N802
