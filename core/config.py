@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .schema import check_values, setting, upgrade
 
 VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".gml", ".sqlite")
-TRAIN_SCHEMA = 2
+TRAIN_SCHEMA = 3
 PREDICT_SCHEMA = 2
 
 
@@ -420,6 +420,13 @@ def _train_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _train_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 configs stored before these settings existed ran without them; v3 made them the defaults."""
+    data.setdefault("spectral_branch", False)
+    data.setdefault("lr_schedule", "constant")
+    return data
+
+
 def _predict_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     """v1 gave the overlap as a share of the window (0.5), v2 in per cent (50)."""
     if isinstance(data.get("overlap"), (int, float)):
@@ -427,5 +434,5 @@ def _predict_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_TRAIN_UPGRADES = {1: _train_v1_to_v2}
+_TRAIN_UPGRADES = {1: _train_v1_to_v2, 2: _train_v2_to_v3}
 _PREDICT_UPGRADES = {1: _predict_v1_to_v2}

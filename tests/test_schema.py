@@ -88,8 +88,20 @@ def test_a_stored_config_of_geofm_0_1_is_upgraded():
     assert TrainConfig.from_dict(config.to_stored()) == config
 
 
+def test_a_config_stored_before_the_spectral_branch_and_cosine_defaults_keeps_running_without_them():
+    """A v2 config (a package's or checkpoint's) written before these settings existed ran without them: read back,
+    it must say so, or a resume would build another model than the checkpoint's."""
+    stored = {"schema_version": 2, **TrainConfig(images=["a.tif"], labels=["b.tif"]).to_dict()}
+    del stored["spectral_branch"], stored["lr_schedule"]
+    config = TrainConfig.from_dict(stored)
+    assert (config.spectral_branch, config.lr_schedule) == (False, "constant")
+    assert TrainConfig.from_dict({"images": ["a.tif"], "labels": ["b.tif"]}).spectral_branch  # today's defaults
+
+
 def test_a_newer_config_names_the_version_it_needs():
-    with pytest.raises(ConfigError, match="newer geofm .*schema version 99.*reads version 2 at most"):
+    from geofm.core.config import TRAIN_SCHEMA
+
+    with pytest.raises(ConfigError, match=f"newer geofm .*schema version 99.*reads version {TRAIN_SCHEMA} at most"):
         TrainConfig.from_dict({"schema_version": 99, "images": ["a.tif"]})
 
 
