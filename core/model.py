@@ -130,9 +130,9 @@ class SegmentationModel(nn.Module):
     def forward(self, x: torch.Tensor, parts: bool = False):
         """float [B, C, H, W] -> logits [B, K, H, W]; with ``parts``, (logits, the spectral branch's own logits)
         so that training can also teach the branch alone (None without a branch)."""
-        logits = self.decoder(self.backbone(x), x)
-        pixel = self.spectral(x) if self.spectral is not None else None
-        if pixel is not None:
+        logits, pixel = self.decoder(self.backbone(x), x), None
+        if self.spectral is not None:
+            pixel = self.spectral(x)
             logits = logits + pixel
         return (logits, pixel) if parts else logits
 

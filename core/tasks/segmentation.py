@@ -83,10 +83,10 @@ class SegmentationTask(Task):
         if self.config.augment:
             x, y = augment_batch(x, y, rng)
         loss = self._loss_on(y.device)
-        if not self.config.spectral_branch:
-            return loss(model(x), y)
         logits, pixel = model(x, parts=True)
-        return loss(logits, y) + loss(pixel, y)  # the branch must classify pixels on its own too
+        if pixel is None:
+            return loss(logits, y)
+        return loss(logits, y) + loss(pixel, y)  # the spectral branch must classify pixels on its own too
 
     def validation_step(self, model: nn.Module, batch: Any) -> torch.Tensor | None:
         x, y = batch
