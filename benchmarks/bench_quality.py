@@ -552,7 +552,8 @@ def main(argv: list[str] | None = None) -> str:
                      "data": str(args.data)},
         "scenes": {},
     }
-    earlier = _earlier_runs(args.name, results["settings"]) if args.add else {}
+    earlier, seeds = _earlier_runs(args.name, results["settings"]) if args.add else ({}, [])
+    results["settings"]["seeds"] = sorted(set(args.seeds) | set(seeds))
     results["scenes"].update(earlier)  # scenes not run now stay as they were; the ones run now are replaced
     text = ""
     for spec in specs:
@@ -604,18 +605,18 @@ def main(argv: list[str] | None = None) -> str:
     return text
 
 
-def _earlier_runs(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The scenes of an earlier NAME.json whose runs ``--add`` keeps; refused when it measured other settings."""
+def _earlier_runs(name: str, settings: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """The scenes and seeds of an earlier NAME.json whose runs ``--add`` keeps; refused when it measured other
+    settings."""
     path = HERE / "results" / f"{name}.json"
     if not path.exists():
-        return {}
+        return {}, []
     old = json.loads(path.read_text())
     differs = [k for k in ("overrides", "epochs", "max_minutes", "test_share", "blocks", "buffer_px")
                if old["settings"].get(k) != settings[k]]
     if differs:
         raise SystemExit(f"--add: {path} measured other settings ({', '.join(differs)}); use another --name")
-    settings["seeds"] = sorted(set(settings["seeds"]) | set(old["settings"]["seeds"]))
-    return old["scenes"]
+    return old["scenes"], old["settings"]["seeds"]
 
 
 def _write(results: dict[str, Any], name: str) -> str:
