@@ -84,14 +84,15 @@ def summary_html(meta: dict[str, Any]) -> str:
         for c in meta.get("classes", [])
     )
     res = meta.get("resolution")
+    validation = ("Validation: none (no labels were held out; every label trained)" if metrics.get("mean_iou") is None
+                  else f"Validation: mean IoU {_pct(metrics['mean_iou'])}, overall accuracy "
+                       f"{_pct(metrics.get('overall_accuracy'))}")
     lines = [
         f"<b>{arch.get('backbone', '?')}</b> with a {arch.get('decoder', '?')} decoder",
         f"Bands: {bands.get('count', '?')}" + (f" ({html.escape(', '.join(names))})" if names else ""),
         f"Tile size: {meta.get('tile_size', '?')} px" + (f" · trained at {res[0]:g} × {res[1]:g} per pixel"
                                                          if res else ""),
-        f"Validation: mean IoU {_pct(metrics.get('mean_iou'))}, overall accuracy "
-        f"{_pct(metrics.get('overall_accuracy'))}" if metrics.get("mean_iou") is not None else
-        "Validation: none (no labels were held out; every label trained)",
+        validation,
     ]
     if meta.get("onnx"):
         lines.append(f"ONNX model exported by geofm {html.escape(str(meta['onnx'].get('geofm_version')))}: "

@@ -37,20 +37,29 @@ def load() -> dict[str, Any]:
     from ..core.schema import check_values
 
     store = QgsSettings()
+    _forget_former_defaults(store)
     out = defaults()
-    everything_remembered = store.value(FORMAT_KEY, None) is None
     for key, default in list(out.items()):
         value = store.value(PREFIX + key, None)
         if value is None:
             continue
         try:
             value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("true", "1")
-            if everything_remembered and key in FORMER_DEFAULTS and value == FORMER_DEFAULTS[key]:
-                continue
             out.update(check_values(TrainConfig, {key: value}, "the remembered settings"))
         except (TypeError, ValueError, ConfigError):
             pass  # a value from an older version that no longer fits: the default
     return out
+
+
+def _forget_former_defaults(store: QgsSettings) -> None:
+    """Once, for settings remembered by a geofm before FORMAT_KEY: forget the values equal to a former default."""
+    if store.value(FORMAT_KEY, None) is not None:
+        return
+    for key, former in FORMER_DEFAULTS.items():
+        value = store.value(PREFIX + key, None)
+        if value is not None and str(value).lower() == str(former).lower():
+            store.remove(PREFIX + key)
+    store.setValue(FORMAT_KEY, 2)
 
 
 def save(values: dict[str, Any]) -> None:
