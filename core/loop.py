@@ -38,8 +38,9 @@ from .tasks import CancelFlag, Task
 
 def epoch_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
     """The learning rate of ``epoch`` (1-based) of ``epochs``: ``lr`` throughout ("constant"), or from ``lr`` in
-    the first epoch down a half cosine to a hundredth of it in the last ("cosine"). A function of the epoch alone,
-    so a resumed run follows the same schedule without storing it."""
+    the first epoch down a half cosine to a hundredth of it in the last ("cosine"). A function of the epoch and the
+    run's length, so a resumed run follows the same schedule without storing it; continuing with more epochs
+    stretches the curve (the rate rises again), and a run stopped early never reaches the floor."""
     if schedule != "cosine" or epochs <= 1:
         return lr
     floor = lr / 100
