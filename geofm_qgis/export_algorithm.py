@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -55,8 +54,6 @@ class ExportAlgorithm(SegmentationAlgorithm):
         nodata = parameters.get("NODATA")
         options = {"nodata": self.parameterAsDouble(parameters, "NODATA", context) if nodata not in (None, "") else None,
                    "dynamic_size": self.parameterAsBool(parameters, "DYNAMIC_SIZE", context)}
-        last = run_job(export_job(package, output, **options), feedback)
-        if type(last).__name__ != "FinishedEvent":
-            raise QgsProcessingException("The export stopped before it finished.")
+        last = run_job(export_job(package, output, **options), feedback, "The export")
         feedback.pushInfo(f"ONNX model written to {last.path} ({last.summary['bytes'] / 2**20:.1f} MiB).")
         return {"OUTPUT": last.path}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputFile,
     QgsProcessingParameterExtent,
@@ -90,9 +89,7 @@ class PredictAlgorithm(SegmentationAlgorithm):
                        "bbox_crs": layer.crs().toWkt()}
         config = PredictConfig.from_dict({**setting_values(self, parameters, context, PredictConfig, BY_HAND),
                                           **options}, source="the algorithm's parameters")
-        last = run_job(predict(package, raster, output, config, FeedbackCancel(feedback)), feedback)
-        if type(last).__name__ != "FinishedEvent":
-            raise QgsProcessingException(getattr(last, "message", "") or "Prediction stopped before it finished.")
+        last = run_job(predict(package, raster, output, config, FeedbackCancel(feedback)), feedback, "Prediction")
         if context.willLoadLayerOnCompletion(output):
             styler = PalettedStyler(classes, prediction_name(raster, package))
             STYLERS[output] = styler  # Processing runs a short-lived copy of the algorithm: keep the styler here

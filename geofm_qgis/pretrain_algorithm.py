@@ -6,7 +6,6 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
 )
@@ -57,7 +56,5 @@ class PretrainAlgorithm(SegmentationAlgorithm):
             {"images": images, "num_workers": 0, "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
              **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
             source="the algorithm's parameters").validate()
-        last = run_job(pretrain(config, FeedbackCancel(feedback)), feedback)
-        if type(last).__name__ != "FinishedEvent":
-            raise QgsProcessingException(getattr(last, "message", "") or "Pretraining stopped before it finished.")
+        last = run_job(pretrain(config, FeedbackCancel(feedback)), feedback, "Pretraining")
         return {"OUTPUT": last.path}

@@ -114,11 +114,14 @@ class FeedbackReporter(EventHandler):
         self.feedback.pushInfo(event.message)
 
 
-def run_job(events, feedback: QgsProcessingFeedback) -> Any:
-    """Iterate an engine job, reporting to ``feedback``; return its last event (errors: see processAlgorithm)."""
+def run_job(events, feedback: QgsProcessingFeedback, what: str) -> Any:
+    """Iterate an engine job, reporting to ``feedback``; return its FinishedEvent. A job that ends otherwise
+    (cancelled) raises QgsProcessingException with its message (errors: see processAlgorithm)."""
     reporter = FeedbackReporter(feedback)
     last = None
     for event in events:
         last = event
         reporter.handle(event)
+    if type(last).__name__ != "FinishedEvent":
+        raise QgsProcessingException(getattr(last, "message", "") or f"{what} stopped before it finished.")
     return last

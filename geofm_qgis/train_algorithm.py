@@ -86,9 +86,7 @@ class TrainAlgorithm(SegmentationAlgorithm):
              "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
              **setting_values(self, parameters, context, TrainConfig, BY_HAND)},
             source="the algorithm's parameters").validate()
-        last = run_job(train(config, FeedbackCancel(feedback)), feedback)
-        if type(last).__name__ != "FinishedEvent":
-            raise QgsProcessingException(getattr(last, "message", "") or "Training stopped before it finished.")
+        last = run_job(train(config, FeedbackCancel(feedback)), feedback, "Training")
         miou = (last.summary.get("metrics") or {}).get("mean_iou")
         return {"OUTPUT": last.path, "MEAN_IOU": miou}
 
