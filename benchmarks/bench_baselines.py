@@ -26,7 +26,7 @@ from geofm.core.raster import valid_mask  # noqa: E402
 OUT = REPO / "build" / "bench" / "baselines"
 #: The design's snippet as written: ResNet50 from scratch, stride-32 `simple` decoder, per-tile normalisation,
 #: lr 1e-4, 30 epochs (with the two crashes fixed: N-band first conv, labels mapped to 0..K-1).
-RECIPE = dict(backbone="resnet50", decoder="simple", normalisation="per_tile", lr=1e-4, class_weights=False,
+RECIPE = dict(backbone="resnet50", decoder="simple", normalisation="per_tile", lr=1e-4, class_weights="none",
               augment=False, epochs=30)
 
 

@@ -354,13 +354,11 @@ class Deadline:
 
 
 def run_geofm(scene: SceneData, split: Split, seed: int, overrides: dict[str, Any], max_minutes: float | None,
-              folder: Path) -> dict[str, Any]:
-    import rasterio
-
-    from geofm.core.cli import drive
+              folder: Path, also_predict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, predict the whole image and score it; with ``also_predict`` (PredictConfig settings) the same model
+    predicts a second time with them, scored under ``"also"`` (a paired comparison: no training noise)."""
     from geofm.core.config import TrainConfig
     from geofm.core.events import EpochEvent
-    from geofm.core.predict import predict
     from geofm.core.train import train
 
     run_dir = folder / f"geofm_seed{seed}"
@@ -382,20 +380,35 @@ def run_geofm(scene: SceneData, split: Split, seed: int, overrides: dict[str, An
     seconds = time.perf_counter() - started
     if not Path(config.output).exists():
         return {"error": "no model was saved (stopped before the first epoch ended)", "train_seconds": seconds}
-    out = run_dir / "prediction.tif"
     try:
-        drive(predict(config.output, scene.image, out), quiet=True)
-        with rasterio.open(out) as src:
-            raw = src.read(1)
-            nodata = src.nodata
+        result = _predicted_score(scene, split, config.output, run_dir / "prediction.tif", None)
+        if also_predict:
+            result["also"] = {**_predicted_score(scene, split, config.output, run_dir / "prediction_also.tif",
+                                                 also_predict), "train_seconds": seconds}
     except Exception as err:  # noqa: BLE001
         return {"error": "prediction: " + _one_line(err), "train_seconds": seconds}
+    return {**result, "train_seconds": seconds, "epochs_run": len(epochs), "history": epochs}
+
+
+def _predicted_score(scene: SceneData, split: Split, model: str, out: Path, settings: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+    """Predict the whole image with ``model`` (PredictConfig ``settings``) into ``out`` and score the test pixels."""
+    import rasterio
+
+    from geofm.core.cli import drive
+    from geofm.core.config import PredictConfig
+    from geofm.core.predict import predict
+
+    started = time.perf_counter()
+    drive(predict(model, scene.image, out, PredictConfig(**(settings or {}))), quiet=True)
+    with rasterio.open(out) as src:
+        raw = src.read(1)
+        nodata = src.nodata
     lut = {v: i for i, v in enumerate(scene.values)}
     predicted = np.full(raw.shape, -1, dtype=np.int64)
     for v, i in lut.items():
         predicted[(raw == v) & (raw != nodata)] = i
-    return {**score(scene, split, predicted), "train_seconds": seconds, "epochs_run": len(epochs),
-            "history": epochs}
+    return {**score(scene, split, predicted), "predict_seconds": time.perf_counter() - started}
 
 
 def _one_line(err: BaseException) -> str:
@@ -490,6 +503,11 @@ def report(results: dict[str, Any]) -> str:
         if forest["ok"] and ours["ok"]:
             delta = f"{(np.mean(ours['miou']) - np.mean(forest['miou'])) * 100:+.1f}"
         lines.append(method_row(name, label, ours, delta))
+        if sc.get("geofm_also"):
+            twin = summarise(sc["geofm_also"])
+            d = f"{(np.mean(twin['miou']) - np.mean(forest['miou'])) * 100:+.1f}" if forest["ok"] and twin["ok"] else ""
+            what = ", ".join(f"{k}={v}" for k, v in settings["also_predict"].items())
+            lines.append(method_row(name, f"the same models, predicted with {what}", twin, d))
         note = "" if not any(r.get("subsampled") for r in sc["forest"]) else f" (subsampled to {FOREST_MAX_PIXELS:,} px)"
         lines.append(method_row(name, f"random forest{note}", forest, ""))
     lines.append("")
@@ -497,27 +515,30 @@ def report(results: dict[str, Any]) -> str:
 
 
 # -- driver ---------------------------------------------------------------------------------------------------------
-def parse_extra(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` TrainConfig overrides; VALUE as JSON when it parses (2, 1e-3, [0,1,2], null), else a string."""
-    from geofm.core.config import TrainConfig
+def parse_extra(items: list[str], flag: str = "--extra") -> dict[str, Any]:
+    """``KEY=VALUE`` TrainConfig overrides (PredictConfig settings for ``--also-predict``); VALUE as JSON when it
+    parses (2, 1e-3, [0,1,2], null), else a string."""
+    from geofm.core.config import PredictConfig, TrainConfig
     from geofm.core.schema import check_values
+
+    cls = PredictConfig if flag == "--also-predict" else TrainConfig
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--extra {item!r}: use KEY=VALUE, e.g. weights=none")
+            raise SystemExit(f"{flag} {item!r}: use KEY=VALUE, e.g. weights=none")
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
             out[key.strip()] = value
     reserved = {"images", "labels", "label_field", "output", "seed"} & set(out)
-    if reserved:
-        raise SystemExit(f"--extra cannot set {', '.join(sorted(reserved))}: the harness sets them")
+    if reserved and cls is TrainConfig:
+        raise SystemExit(f"{flag} cannot set {', '.join(sorted(reserved))}: the harness sets them")
     try:
-        out = check_values(TrainConfig, out, "--extra")
+        out = check_values(cls, out, flag)
     except Exception as err:  # noqa: BLE001
-        raise SystemExit(f"--extra: {err}") from err
+        raise SystemExit(f"{flag}: {err}") from err
     return out
 
 
@@ -530,6 +551,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-minutes", type=float, help="SMOKE TESTS ONLY: stop geofm's training after this long")
     p.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
                    help="a TrainConfig override for geofm (repeatable), e.g. weights=none")
+    p.add_argument("--also-predict", action="append", default=[], metavar="KEY=VALUE",
+                   help="a PredictConfig setting (repeatable) for a second prediction by the same models, reported "
+                        "as its own row: a paired comparison, e.g. test_time_flips=true")
     p.add_argument("--split-only", action="store_true", help="print every scene's split and train nothing")
     p.add_argument("--add", action="store_true",
                    help="keep the runs already in NAME.json (same overrides) for the seeds not run now")
@@ -541,13 +565,14 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = arguments(argv)
     overrides = parse_extra(args.extra)
+    also = parse_extra(args.also_predict, "--also-predict")
     train_overrides = {**overrides, **({"epochs": args.epochs} if args.epochs else {})}
     specs = [s for s in SCENES if not args.scenes or s.name in args.scenes]
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "settings": {"seeds": args.seeds, "overrides": overrides, "epochs": args.epochs,
-                     "max_minutes": args.max_minutes, "test_share": TEST_SHARE, "blocks": BLOCKS,
+                     "max_minutes": args.max_minutes, "also_predict": also, "test_share": TEST_SHARE, "blocks": BLOCKS,
                      "buffer_px": BUFFER_PX, "forest_trees": FOREST_TREES, "forest_max_pixels": FOREST_MAX_PIXELS,
                      "data": str(args.data)},
         "scenes": {},
@@ -573,7 +598,7 @@ def main(argv: list[str] | None = None) -> str:
             "label_type": spec.kind,
             "split": {"blocks": split.blocks, "block_px": split.block, "test_blocks": split.test_blocks,
                       "test_share": split.test_share, **counts},
-            "forest": [], "geofm": [],
+            "forest": [], "geofm": [], "geofm_also": [],
         }
         results["scenes"][spec.name] = entry
         if args.split_only:
@@ -584,14 +609,16 @@ def main(argv: list[str] | None = None) -> str:
                 print(f"  seed {seed}: random forest", flush=True)
                 entry["forest"].append({"seed": seed, **_guarded(run_forest, scene, split, seed)})
                 print(f"  seed {seed}: geofm {train_overrides or 'defaults'}", flush=True)
-                entry["geofm"].append({"seed": seed, **run_geofm(scene, split, seed, train_overrides,
-                                                                 args.max_minutes, Path(tmp))})
-                for method in ("forest", "geofm"):
+                ours = run_geofm(scene, split, seed, train_overrides, args.max_minutes, Path(tmp), also)
+                if also:
+                    entry["geofm_also"].append({"seed": seed, **ours.pop("also", {"error": ours.get("error")})})
+                entry["geofm"].append({"seed": seed, **ours})
+                for method in ("forest", "geofm", "geofm_also")[:3 if also else 2]:
                     r = entry[method][-1]
                     print(f"    {method}: " + (f"fails: {r['error']}" if "error" in r else
                                                f"mIoU {r['miou']:.3f}, OA {r['overall_accuracy']:.3f}, "
                                                f"{r['train_seconds'] / 60:.1f} min"), flush=True)
-        for method in ("forest", "geofm"):
+        for method in ("forest", "geofm", "geofm_also"):
             kept = [r for r in earlier.get(spec.name, {}).get(method, []) if r["seed"] not in args.seeds]
             entry[method] = sorted(kept + entry[method], key=lambda r: r["seed"])
         text = _write(results, args.name)  # after every scene: a stopped run keeps what it finished
@@ -614,6 +641,7 @@ def _earlier_runs(name: str, settings: dict[str, Any]) -> tuple[dict[str, Any], 
     old = json.loads(path.read_text())
     differs = [k for k in ("overrides", "epochs", "max_minutes", "test_share", "blocks", "buffer_px")
                if old["settings"].get(k) != settings[k]]
+    differs += ["also_predict"] if old["settings"].get("also_predict", {}) != settings["also_predict"] else []
     if differs:
         raise SystemExit(f"--add: {path} measured other settings ({', '.join(differs)}); use another --name")
     return old["scenes"], old["settings"]["seeds"]

@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .schema import check_values, setting, upgrade
 
 VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".fgb", ".kml", ".gml", ".sqlite")
-TRAIN_SCHEMA = 3
+TRAIN_SCHEMA = 4
 PREDICT_SCHEMA = 2
 
 
@@ -111,9 +111,10 @@ class TrainConfig:
         1e-3, kind="float", label="Weight decay", minimum=0.0, maximum=1.0, advanced=True,
         help="AdamW's pull of the weights toward zero; more of it resists over-fitting small data.",
         cli=True, dialog=True, processing=True, saved=True)
-    class_weights: bool = setting(
-        False, kind="bool", label="Weight rare classes", advanced=True,
-        help="Weight the loss by inverse class frequency (helps rare classes, may cost overall accuracy).",
+    class_weights: str = setting(
+        "none", kind="choice", choices="class_weightings", label="Weight rare classes", advanced=True,
+        help="Weight the loss so rare classes count more: square root of inverse frequency (gentle) or inverse "
+             "frequency (strong); helps rare classes, may cost overall accuracy.",
         cli=True, dialog=True, processing=True, saved=True)
     augment: bool = setting(
         True, kind="bool", label="Augment (flips and 90° turns)", advanced=True,
@@ -333,6 +334,11 @@ class PredictConfig:
     device: str = setting(
         "auto", kind="choice", choices="devices", label="Device", help="Where the model runs.",
         cli=True, dialog=True, processing=True, saved=False)
+    test_time_flips: bool = setting(
+        False, kind="bool", label="Average over flips and turns", flags=("--flips",),
+        help="Predict every window in its eight flips and quarter turns and average them: steadier maps, eight "
+             "times the prediction time.",
+        cli=True, dialog=True, processing=True, saved=False)
     probabilities: str | None = setting(
         None, kind="path", label="Probabilities raster", nullable=True,
         help="Also write one probability band per class to this GeoTIFF.",
@@ -434,5 +440,12 @@ def _predict_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-_TRAIN_UPGRADES = {1: _train_v1_to_v2, 2: _train_v2_to_v3}
+def _train_v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    """v3 had class weights on or off (on: inverse frequency); v4 names the weighting."""
+    if isinstance(data.get("class_weights"), bool):
+        data["class_weights"] = "inverse" if data["class_weights"] else "none"
+    return data
+
+
+_TRAIN_UPGRADES = {1: _train_v1_to_v2, 2: _train_v2_to_v3, 3: _train_v3_to_v4}
 _PREDICT_UPGRADES = {1: _predict_v1_to_v2}

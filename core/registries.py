@@ -50,6 +50,12 @@ LR_SCHEDULES.add("constant", "Constant", "The same learning rate in every epoch.
 LR_SCHEDULES.add("cosine", "Cosine decay", "From the learning rate down a half cosine to a hundredth of it in the "
                  "last epoch: big steps first, fine ones at the end.")
 
+CLASS_WEIGHTINGS = Registry("class weighting")
+CLASS_WEIGHTINGS.add("none", "None", "Every labelled pixel counts the same.")
+CLASS_WEIGHTINGS.add("sqrt", "Square root of inverse frequency", "A class 100 times rarer counts 10 times more.")
+CLASS_WEIGHTINGS.add("inverse", "Inverse frequency", "A class 100 times rarer counts 100 times more (at most 10 "
+                     "times the average weight).")
+
 DEVICES = Registry("device")
 DEVICES.add("auto", "Best available", "A CUDA GPU, else Apple MPS, else the CPU.")
 DEVICES.add("cpu", "CPU", "The processor; always available.")
@@ -58,4 +64,5 @@ DEVICES.add("mps", "Apple MPS", "The GPU of an Apple-silicon Mac.")
 
 #: Registries by the name a setting's ``choices`` gives.
 ALL = {"backbones": BACKBONES, "decoders": DECODERS, "normalisations": NORMALISATIONS,
-       "weight_sources": WEIGHT_SOURCES, "lr_schedules": LR_SCHEDULES, "devices": DEVICES}
+       "weight_sources": WEIGHT_SOURCES, "lr_schedules": LR_SCHEDULES,
+       "class_weightings": CLASS_WEIGHTINGS, "devices": DEVICES}

@@ -22,7 +22,7 @@ from .package import package_metadata
 from .raster import open_raster, read_window
 from .split import TRAIN, VALIDATION, BlockCounts, LabelSplit, choose_split, fine_cell
 
-#: Inverse-frequency class weights are capped at this multiple of the mean weight (rare classes, few pixels).
+#: Class weights are capped at this multiple of the mean weight (rare classes, few pixels).
 MAX_CLASS_WEIGHT = 10.0
 #: At most about this many progress events per preparation phase.
 EVENTS_PER_PHASE = 100
@@ -43,7 +43,7 @@ class TrainingData:
     val: SegmentationDataset
     classes: ClassMap
     stats: BandStats | None
-    class_weights: torch.Tensor  # float32 [K], mean 1
+    class_weights: torch.Tensor | None  # float32 [K], mean 1 over present classes; None: no weighting
     in_channels: int
     band_names: list[str] | None
     resolution: tuple[float, float]
@@ -85,7 +85,7 @@ def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None,
     return TrainingData(
         train=SegmentationDataset(scenes, train, stats, mode, split=split, role=TRAIN),
         val=SegmentationDataset(scenes, val, stats, mode, split=split, role=VALIDATION),
-        classes=classes, stats=stats if mode == "global" else None, class_weights=_inverse_frequency(counts),
+        classes=classes, stats=stats if mode == "global" else None, class_weights=class_weights(counts, config.class_weights),
         in_channels=in_channels, band_names=band_names, resolution=resolution, crs=crs, summary=summary,
         tile_size=tile,
     )
@@ -243,12 +243,15 @@ def _statistics(scenes: Sequence[Scene], items: Sequence[Item], warn_to) -> Coun
     return acc.result(warn_to)
 
 
-def _inverse_frequency(counts: np.ndarray) -> torch.Tensor:
-    """Class weights ∝ 1 / pixel count, mean 1 over present classes, capped; absent classes get 0."""
+def class_weights(counts: np.ndarray, how: str) -> torch.Tensor | None:
+    """Loss weights from training pixel counts per class: ``how`` 'inverse' ∝ 1 / count, 'sqrt' ∝ 1 / √count,
+    'none' gives None. Mean 1 over present classes, capped at :data:`MAX_CLASS_WEIGHT`; absent classes get 0."""
+    if how == "none":
+        return None
+    power = {"sqrt": 0.5, "inverse": 1.0}[how]
     present = counts > 0
     w = np.zeros(len(counts), dtype=np.float64)
-    w[present] = counts[present].sum() / (present.sum() * counts[present])
+    w[present] = (counts[present].sum() / counts[present]) ** power
     w[present] /= w[present].mean()
     w = np.minimum(w, MAX_CLASS_WEIGHT)
     return torch.tensor(w, dtype=torch.float32)
-

@@ -71,8 +71,12 @@ class PredictDialog(QDialog):
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.lineEdit().setPlaceholderText("[Beside the project: <raster>_classes.tif]")
         from ..core.config import PredictConfig
-        from ..core.schema import setting_of
+        from ..core.schema import default_of, setting_of
 
+        flips = setting_of(PredictConfig, "test_time_flips")
+        self.flips_check = QCheckBox(f"{flips.label} (8× slower)")
+        self.flips_check.setToolTip(flips.help)
+        self.flips_check.setChecked(default_of(PredictConfig, "test_time_flips"))
         self.device_combo = widget_for(setting_of(PredictConfig, "device"), "auto")
         self.device_label = QLabel("Runs on: known once the engine has loaded")
         self.device_combo.currentIndexChanged.connect(
@@ -84,6 +88,7 @@ class PredictDialog(QDialog):
         form.addRow("Raster", self.raster_combo)
         form.addRow("Extent", extent_row)
         form.addRow("", self.confidence_check)
+        form.addRow("", self.flips_check)
         form.addRow("Output", self.output_widget)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_label)
@@ -147,7 +152,7 @@ class PredictDialog(QDialog):
         if problem:
             raise InputProblem(problem)
         config = PredictConfig(device=self.device_combo.currentData(), confidence=self.confidence_check.isChecked(),
-                               **self._extent())
+                               test_time_flips=self.flips_check.isChecked(), **self._extent())
         _check_outputs(package, raster, output, config.confidence)
         return PredictRequest(package, raster, output, config, self.metadata["classes"],
                               prediction_name(raster, package))

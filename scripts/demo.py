@@ -46,7 +46,7 @@ HOLDOUT_SHARE = 0.3
 
 #: The demo's settings, chosen by the measurements in docs/defaults.md.
 DEMO = dict(backbone="resnet18", weights="none", decoder="fpn", tile_size=64, overlap=50, batch_size=8, epochs=30,
-            lr=1e-3, val_fraction=0.2, split_block=128, class_weights=False, normalisation="global", seed=0)
+            lr=1e-3, val_fraction=0.2, split_block=128, class_weights="none", normalisation="global", seed=0)
 
 
 def crop(src_path: Path, window: Window, out: Path) -> Path:

@@ -22,6 +22,7 @@ from ..events import ProgressEvent
 from ..raster import open_raster
 from .blend import Blender
 from .extent import extent_window
+from .flips import flip_averaged
 from .resolution import Reader, model_reader
 from .runner import Runner, check_bands
 from .sinks import Sink
@@ -41,10 +42,10 @@ class InferenceJob:
 
     def __init__(
         self, runner: Runner, reader: Reader, extent: Window, shapes: list[dict[str, Any]] | None,
-        overlap: float, batch_size: int, notes: Sequence[str] = (),
+        overlap: float, batch_size: int, notes: Sequence[str] = (), flips: bool = False,
     ) -> None:
         self.runner, self.reader, self.extent, self.shapes = runner, reader, extent, shapes
-        self.batch, self.notes = batch_size, list(notes)
+        self.batch, self.notes, self.flips = batch_size, list(notes), flips
         self.tile = runner.tile_size
         self.grid = WindowGrid.over(extent, reader.width, reader.height, self.tile, stride_for(self.tile, overlap))
         self.blend = Blender(runner.classes.num_classes, self.grid.weights, self.grid.row_weight, self.grid.col_weight)
@@ -86,7 +87,9 @@ class InferenceJob:
                 placed.append((row - r0, col - c0, keep))
         if not raw:
             return
-        probs = self.runner.probabilities(np.stack(raw), np.stack(valid))
+        raw, valid = np.stack(raw), np.stack(valid)
+        probs = (flip_averaged(self.runner.probabilities, raw, valid) if self.flips
+                 else self.runner.probabilities(raw, valid))
         expected = (len(raw), self.runner.classes.num_classes, self.tile, self.tile)
         if tuple(probs.shape) != expected:
             raise PredictionError(f"the model gave probabilities of shape {tuple(probs.shape)}, not {expected}",
@@ -108,4 +111,5 @@ def open_job(
     if reader is not src:
         stack.enter_context(reader)
     extent, shapes = extent_window(reader, raster, config.bbox, config.bbox_crs, config.polygon, config.polygon_crs)
-    return InferenceJob(runner, reader, extent, shapes, config.overlap, config.batch_size, notes)
+    return InferenceJob(runner, reader, extent, shapes, config.overlap, config.batch_size, notes,
+                        config.test_time_flips)

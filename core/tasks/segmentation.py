@@ -48,8 +48,7 @@ class SegmentationTask(Task):
             self.data = yield from prepare_training_data(self.config, cancel, stats=fixed)
         except Cancelled:
             return  # the loop sees the cancel flag and says nothing was written
-        weight = self.data.class_weights if self.config.class_weights else None
-        self._loss = nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
+        self._loss = nn.CrossEntropyLoss(weight=self.data.class_weights, ignore_index=-1)
         self.summary = self.data.summary
 
     def _pretrained_stats(self):
