@@ -13,6 +13,8 @@ FORMAT_KEY = PREFIX + "remembered_format"
 #: Earlier defaults that later changed, by measurement (docs/defaults.md). geofm before FORMAT_KEY remembered every
 #: value, changed or not, so one of these remembered by it was most likely never chosen: it follows the new default.
 FORMER_DEFAULTS = {"val_fraction": 0.2, "spectral_branch": False, "lr_schedule": "constant"}
+#: Remembered values whose meaning a later schema renamed: class weights were on or off (on: inverse frequency).
+RENAMED_VALUES = {"class_weights": {"true": "inverse", "false": "none"}}
 
 
 def saved_settings() -> list:
@@ -43,6 +45,7 @@ def load() -> dict[str, Any]:
         value = store.value(PREFIX + key, None)
         if value is None:
             continue
+        value = RENAMED_VALUES.get(key, {}).get(str(value).lower(), value)
         try:
             value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("true", "1")
             out.update(check_values(TrainConfig, {key: value}, "the remembered settings"))

@@ -42,8 +42,10 @@ def test_prediction_lands_as_a_paletted_layer_with_the_package_classes(plugin, p
     summary = dialog.summary.toPlainText()
     assert "class 10" in summary and "Bands: 4" in summary and "Tile size: 64" in summary
     dialog.confidence_check.setChecked(True)
+    dialog.flips_check.setChecked(True)
     dialog.output_widget.setFilePath(str(tmp_path / "classes.tif"))
     request = dialog.request()
+    assert request.config.test_time_flips
     _run(plugin, request)
 
     meta = read_metadata(str(model))

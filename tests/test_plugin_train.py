@@ -403,9 +403,11 @@ def test_a_former_default_remembered_by_an_older_geofm_follows_the_new_default(p
     store = QgsSettings()
     store.setValue(settings.PREFIX + "val_fraction", 0.2)  # as geofm before this version stored it
     store.setValue(settings.PREFIX + "tile_size", 256)
+    store.setValue(settings.PREFIX + "class_weights", True)  # once on or off; on meant inverse frequency
     dialog = plugin.open_train()
     assert dialog.setting_values()["val_fraction"] == 0.0
     assert dialog.setting_values()["tile_size"] == 256
+    assert dialog.setting_values()["class_weights"] == "inverse"
     dialog.remember()
     dialog.close()
     assert store.value(settings.PREFIX + "val_fraction") is None

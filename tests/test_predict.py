@@ -122,6 +122,23 @@ def test_pointwise_model_gives_exact_probabilities_over_several_strips_and_block
     assert progress[-1].done == progress[-1].total == 9 * 2  # window rows × columns
 
 
+def test_test_time_flips_average_the_eight_views_each_turned_back(tmp_path):
+    """Flip averaging must turn each view's probabilities back before averaging: for a model that sees no context
+    the average equals one pass (a view left unturned would scramble it); for one that does, the map changes."""
+    image = textured(tmp_path, 96, 80)
+    probs = {name: tmp_path / f"{name}.tif" for name in ("plain", "flips", "ctx_plain", "ctx_flips")}
+    run(stand_in(kernel=1), image, tmp_path / "a.tif", probabilities=str(probs["plain"]))
+    run(stand_in(kernel=1), image, tmp_path / "b.tif", probabilities=str(probs["flips"]), test_time_flips=True)
+    np.testing.assert_allclose(read(probs["flips"]), read(probs["plain"]), atol=2e-6)
+
+    model = stand_in(kernel=5)
+    run(model, image, tmp_path / "c.tif", probabilities=str(probs["ctx_plain"]))
+    run(model, image, tmp_path / "d.tif", probabilities=str(probs["ctx_flips"]), test_time_flips=True)
+    plain, flips = read(probs["ctx_plain"]), read(probs["ctx_flips"])
+    assert np.abs(flips - plain).max() > 0.01
+    np.testing.assert_allclose(flips.sum(0), 1.0, atol=1e-5)  # still probabilities
+
+
 def test_resnet_package_from_path_with_one_window_equals_full_pass(tmp_path):
     torch.manual_seed(0)
     model = build_model("resnet18", "simple", in_channels=4, num_classes=3)

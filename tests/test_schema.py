@@ -98,6 +98,16 @@ def test_a_config_stored_before_the_spectral_branch_and_cosine_defaults_keeps_ru
     assert TrainConfig.from_dict({"images": ["a.tif"], "labels": ["b.tif"]}).spectral_branch  # today's defaults
 
 
+def test_a_config_with_class_weights_on_or_off_reads_as_the_weighting_it_ran_with():
+    """v3 stored class weights as a yes/no (yes: inverse frequency); v4 names the weighting."""
+    for stored, expected in ((True, "inverse"), (False, "none")):
+        old = {**TrainConfig(images=["a.tif"], labels=["b.tif"]).to_dict(), "schema_version": 3,
+               "class_weights": stored}
+        assert TrainConfig.from_dict(old).class_weights == expected
+    with pytest.raises(ConfigError, match="unknown class weighting 'cubic'"):
+        TrainConfig.from_dict({"images": ["a.tif"], "class_weights": "cubic"})
+
+
 def test_a_newer_config_names_the_version_it_needs():
     from geofm.core.config import TRAIN_SCHEMA
 

@@ -260,3 +260,19 @@ def test_resume_of_a_geofm_0_1_checkpoint_upgrades_its_config(tmp_path, scene, f
     torch.save(payload, ckpt)
     events = list(train(_config(tmp_path, scene, epochs=2, resume=str(ckpt))))
     assert [e.epoch for e in events if isinstance(e, EpochEvent)] == [2]
+
+
+@pytest.mark.parametrize(("how", "expected"), [("none", None), ("sqrt", [3 / 13, 6 / 13, 0.0, 30 / 13]),
+                                               ("inverse", [1 / 35, 4 / 35, 0.0, 100 / 35])])
+def test_class_weights_favour_rare_classes_by_the_chosen_power(how, expected):
+    """Counts 400, 100, 0, 4: a class 100 times rarer counts 10 times more (sqrt) or 100 times (inverse);
+    weights average 1 over present classes, an absent class gets 0, none means plain cross-entropy."""
+    import numpy as np
+
+    from geofm.core.training_data import class_weights
+
+    weights = class_weights(np.array([400, 100, 0, 4]), how)
+    if expected is None:
+        assert weights is None
+    else:
+        assert weights.tolist() == pytest.approx(expected, rel=1e-5)
