@@ -96,3 +96,14 @@ def test_a_class_in_one_block_only_stays_in_training(bench):
 def test_no_labels_gives_empty_masks(bench):
     split = bench.block_split(np.full((10, 10), -1), 2)
     assert not split.test.any() and not split.train.any() and split.test_blocks == []
+
+
+def test_candidate_settings_are_checked_as_the_configs_check_them(bench):
+    """--extra takes training settings, --also-predict prediction settings; a wrong key or value stops the run at
+    once, naming the flag, rather than hours later."""
+    assert bench.parse_extra(["class_weights=sqrt", "epochs=3"]) == {"class_weights": "sqrt", "epochs": 3}
+    assert bench.parse_extra(["test_time_flips=true"], "--also-predict") == {"test_time_flips": True}
+    with pytest.raises(SystemExit, match="--also-predict"):
+        bench.parse_extra(["class_weights=sqrt"], "--also-predict")
+    with pytest.raises(SystemExit, match="--extra.*class weighting"):
+        bench.parse_extra(["class_weights=cubic"])
