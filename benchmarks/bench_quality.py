@@ -455,8 +455,10 @@ def report(results: dict[str, Any]) -> str:
     label = "geofm defaults" if not overrides else "geofm, " + ", ".join(f"{k}={v}" for k, v in overrides.items())
     if smoke:
         label += " + SMOKE " + ", ".join(f"{k}={v}" for k, v in smoke.items())
+    name = results.get("name", "quality")
     lines = [
-        "## Learning quality on real scenes (`benchmarks/bench_quality.py`)",
+        "## Learning quality on real scenes (`benchmarks/bench_quality.py`)" if name == "quality" else
+        f"## Learning quality: candidate `{name}` (`benchmarks/bench_quality.py --name {name}`)",
         "",
         f"Run {results['date']} on {results['machine']}; seeds {', '.join(map(str, settings['seeds']))}.",
         "",
@@ -569,6 +571,7 @@ def main(argv: list[str] | None = None) -> str:
     train_overrides = {**overrides, **({"epochs": args.epochs} if args.epochs else {})}
     specs = [s for s in SCENES if not args.scenes or s.name in args.scenes]
     results: dict[str, Any] = {
+        "name": args.name,
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
         "settings": {"seeds": args.seeds, "overrides": overrides, "epochs": args.epochs,

@@ -112,7 +112,7 @@ class TrainConfig:
         help="AdamW's pull of the weights toward zero; more of it resists over-fitting small data.",
         cli=True, dialog=True, processing=True, saved=True)
     class_weights: str = setting(
-        "none", kind="choice", choices="class_weightings", label="Weight rare classes", advanced=True,
+        "sqrt", kind="choice", choices="class_weightings", label="Weight rare classes", advanced=True,
         help="Weight the loss so rare classes count more: square root of inverse frequency (gentle) or inverse "
              "frequency (strong); helps rare classes, may cost overall accuracy.",
         cli=True, dialog=True, processing=True, saved=True)
@@ -441,8 +441,9 @@ def _predict_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
-    """v3 had class weights on or off (on: inverse frequency); v4 names the weighting."""
-    if isinstance(data.get("class_weights"), bool):
+    """v3 had class weights on or off (on: inverse frequency; off by default); v4 names the weighting."""
+    data.setdefault("class_weights", False)
+    if isinstance(data["class_weights"], bool):
         data["class_weights"] = "inverse" if data["class_weights"] else "none"
     return data
 

@@ -12,7 +12,7 @@ PREFIX = "geofm/train/"
 FORMAT_KEY = PREFIX + "remembered_format"
 #: Earlier defaults that later changed, by measurement (docs/defaults.md). geofm before FORMAT_KEY remembered every
 #: value, changed or not, so one of these remembered by it was most likely never chosen: it follows the new default.
-FORMER_DEFAULTS = {"val_fraction": 0.2, "spectral_branch": False, "lr_schedule": "constant"}
+FORMER_DEFAULTS = {"val_fraction": 0.2, "spectral_branch": False, "lr_schedule": "constant", "class_weights": False}
 #: Remembered values whose meaning a later schema renamed: class weights were on or off (on: inverse frequency).
 RENAMED_VALUES = {"class_weights": {"true": "inverse", "false": "none"}}
 

@@ -104,6 +104,8 @@ def test_a_config_with_class_weights_on_or_off_reads_as_the_weighting_it_ran_wit
         old = {**TrainConfig(images=["a.tif"], labels=["b.tif"]).to_dict(), "schema_version": 3,
                "class_weights": stored}
         assert TrainConfig.from_dict(old).class_weights == expected
+    del old["class_weights"]
+    assert TrainConfig.from_dict(old).class_weights == "none"  # v3's default, not today's
     with pytest.raises(ConfigError, match="unknown class weighting 'cubic'"):
         TrainConfig.from_dict({"images": ["a.tif"], "class_weights": "cubic"})
 
