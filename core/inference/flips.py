@@ -26,8 +26,5 @@ def _unview(a: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
 def flip_averaged(probabilities: Callable[[np.ndarray, np.ndarray], np.ndarray], raw: np.ndarray, valid: np.ndarray
                   ) -> np.ndarray:
     """``probabilities(raw [B,C,T,T], valid [B,T,T]) -> [B,K,T,T]`` averaged over :data:`VIEWS`, each turned back."""
-    total = np.zeros(0, dtype=np.float32)
-    for turns, mirrored in VIEWS:
-        p = _unview(probabilities(_view(raw, turns, mirrored), _view(valid, turns, mirrored)), turns, mirrored)
-        total = p.astype(np.float32) if not total.size else total + p
-    return total / np.float32(len(VIEWS))
+    views = (_unview(probabilities(_view(raw, t, m), _view(valid, t, m)), t, m) for t, m in VIEWS)
+    return (sum(views) / np.float32(len(VIEWS))).astype(np.float32, copy=False)
