@@ -137,19 +137,25 @@ def test_resume_checks_use_the_task_fingerprint_and_name(tmp_path):
     assert ckpt in str(err.value)
 
 
-def test_gpu_check_runs_the_shipping_loop(tmp_path, monkeypatch):
-    """`make gpu-check` measures geofm's own Loop; here on the CPU at toy size, so the script cannot rot."""
+def test_gpu_check_runs_the_shipping_code(tmp_path, monkeypatch):
+    """`make gpu-check` measures geofm's own Loop (training and pretraining) and predict(); here on the CPU at toy
+    size, so the script cannot rot."""
     spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
     gpu_check = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)  # its dataclasses look their module up
     spec.loader.exec_module(gpu_check)
-    setup = gpu_check.Setup(size=96, bands=3, classes=2, tile=32, batch=8, backbone="resnet18", decoder="simple",
-                            epochs=2, device="cpu")
-    result = gpu_check.measure(setup, tmp_path)
-    assert result.tiles == result.steps_per_epoch * 8 and result.peak_gib is None
-    assert 0 <= result.data_wait_s <= result.seconds
-    text = gpu_check.report(setup, result)
-    assert "core/loop.Loop" in text and "n/a (not a CUDA device)" in text
+    setup = gpu_check.Setup(size=96, tile=32, batch=8, backbone="resnet18", decoder="simple", epochs=2,
+                            pretrain_size=128, pretrain_steps=2, pretrain_runs=(("resnet18", 4),), predict_size=160,
+                            predict_batches=(4,), device="cpu")
+    training = gpu_check.measure_training(setup, tmp_path)
+    assert training.tiles == training.steps_per_epoch * 8 and training.peak_gib is None
+    assert 0 <= training.data_wait_s <= training.seconds
+    (pretraining,) = gpu_check.measure_pretraining(setup, tmp_path)
+    assert pretraining.tiles == 2 * 2 * 4 and pretraining.steps_per_epoch == 2  # 2 measured epochs of 2 steps
+    (prediction,) = gpu_check.measure_prediction(setup, tmp_path, tmp_path / "check.geofm")
+    assert prediction["batch"] == 4 and prediction["windows"] > 0 and prediction["seconds"] > 0
+    text = gpu_check.report(setup, training, [pretraining], [prediction])
+    assert "core/loop.Loop" in text and "SimSiam" in text and "| 4 |" in text
 
 
 def test_automatic_epochs_fit_a_cpu_budget():
