@@ -110,8 +110,20 @@ def _train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     check_train_outputs(config, args.config)
     main_process = is_main_process()
-    drive(train(config), quiet=not main_process, show_warnings=main_process)
+    result = drive(train(config), quiet=not main_process, show_warnings=main_process)
+    if result and main_process:
+        print(trained_line(result))
     return 0
+
+
+def trained_line(result: FinishedEvent) -> str:
+    """What a finished training run says last: which epoch was kept, where, and how to use it."""
+    best, run = result.summary.get("best_epoch"), result.summary.get("epochs_run")
+    kept = f"epoch {best} of {run}" if best and best != run else f"the last epoch, {run}"
+    miou = (result.summary.get("metrics") or {}).get("mean_iou")
+    score = f", validation mIoU {miou:.3f}" if miou is not None else ""
+    return (f"Model written to {result.path} ({kept}{score}); predict with: geofm predict --model {result.path} "
+            "--image … --out …")
 
 
 @_gdal_said

@@ -127,6 +127,8 @@ def test_cli_prints_the_crs_warning_once_on_stderr(tmp_path, capsys):
     assert code == 0, err
     assert len(re.findall(r"Warning: [^\n]*EPSG:23033", err)) == 1, err  # (after a progress bar's \r)
     assert "EPSG:23033" not in out and "Training on" in out and "epoch 1:" in out
+    last = out.strip().splitlines()[-1]  # the run ends by saying where the model is and how to use it
+    assert last.startswith(f"Model written to {tmp_path / 'm.geofm'} (") and "geofm predict --model" in last
 
 
 def test_no_process_wide_warning_bridge_in_core():
