@@ -51,10 +51,12 @@ LR_SCHEDULES.add("cosine", "Cosine decay", "From the learning rate down a half c
                  "last epoch: big steps first, fine ones at the end.")
 
 CLASS_WEIGHTINGS = Registry("class weighting")
-CLASS_WEIGHTINGS.add("none", "None", "Every labelled pixel counts the same.")
-CLASS_WEIGHTINGS.add("sqrt", "Square root of inverse frequency", "A class 100 times rarer counts 10 times more.")
+# power: a class's weight is proportional to (1 / its pixel count) ** power
+CLASS_WEIGHTINGS.add("none", "None", "Every labelled pixel counts the same.", power=0.0)
+CLASS_WEIGHTINGS.add("sqrt", "Square root of inverse frequency", "A class 100 times rarer counts 10 times more.",
+                     power=0.5)
 CLASS_WEIGHTINGS.add("inverse", "Inverse frequency", "A class 100 times rarer counts 100 times more (at most 10 "
-                     "times the average weight).")
+                     "times the average weight).", power=1.0)
 
 DEVICES = Registry("device")
 DEVICES.add("auto", "Best available", "A CUDA GPU, else Apple MPS, else the CPU.")

@@ -20,6 +20,7 @@ from .grid import check_grid, require_usable
 from .normalise import BandStats, StatsAccumulator
 from .package import package_metadata
 from .raster import open_raster, read_window
+from .registries import CLASS_WEIGHTINGS
 from .split import TRAIN, VALIDATION, BlockCounts, LabelSplit, choose_split, fine_cell
 
 #: Class weights are capped at this multiple of the mean weight (rare classes, few pixels).
@@ -244,11 +245,12 @@ def _statistics(scenes: Sequence[Scene], items: Sequence[Item], warn_to) -> Coun
 
 
 def class_weights(counts: np.ndarray, how: str) -> torch.Tensor | None:
-    """Loss weights from training pixel counts per class: ``how`` 'inverse' ∝ 1 / count, 'sqrt' ∝ 1 / √count,
-    'none' gives None. Mean 1 over present classes, capped at :data:`MAX_CLASS_WEIGHT`; absent classes get 0."""
-    if how == "none":
+    """Loss weights from training pixel counts per class, ∝ (1 / count) ** the power of the weighting ``how``
+    names (:data:`.registries.CLASS_WEIGHTINGS`); None for a power of 0. Mean 1 over present classes, capped at
+    :data:`MAX_CLASS_WEIGHT`; absent classes get 0."""
+    power = CLASS_WEIGHTINGS.get(how).extra["power"]
+    if not power:
         return None
-    power = {"sqrt": 0.5, "inverse": 1.0}[how]
     present = counts > 0
     w = np.zeros(len(counts), dtype=np.float64)
     w[present] = (counts[present].sum() / counts[present]) ** power
