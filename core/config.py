@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +388,19 @@ class PredictConfig:
         if isinstance(data, dict):
             data = upgrade(data, PREDICT_SCHEMA, _PREDICT_UPGRADES, "prediction settings", source, PREDICT_SCHEMA)
         return cls(**check_values(cls, data, source))
+
+
+def continued(config: TrainConfig | PretrainConfig, checkpoint: str, epochs_run: int, more: int
+              ) -> TrainConfig | PretrainConfig:
+    """The settings that go on from ``checkpoint`` (a finished run of ``epochs_run`` epochs) for ``more`` epochs:
+    a time budget would choose the epochs again, so it is dropped; early-stopping patience grows by ``more``, so
+    the epochs asked for run even without a better score."""
+    changes: dict[str, Any] = {"resume": checkpoint, "epochs": epochs_run + more}
+    if getattr(config, "minutes", 0):
+        changes["minutes"] = 0.0
+    if getattr(config, "patience", 0):
+        changes["patience"] = config.patience + more
+    return replace(config, **changes)
 
 
 def stride_for(tile: int, overlap: float) -> int:

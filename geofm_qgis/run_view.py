@@ -24,6 +24,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.config import continued
 from ..core.events import EventHandler
 from .engine_task import EngineTask
 
@@ -271,13 +272,7 @@ class RunView(QWidget, EventHandler):
     def continue_training(self) -> Any:
         """A new run in the dock, resuming this one's checkpoint for N more epochs than it ran."""
         done = int((self.finished_event.summary or {}).get("epochs_run") or 0)
-        more = self.more_epochs.value()
-        changes: dict[str, Any] = {"resume": self.checkpoint, "epochs": done + more}
-        if getattr(self.config, "minutes", 0):
-            changes["minutes"] = 0.0  # a time budget would choose the epochs again
-        if getattr(self.config, "patience", 0):
-            changes["patience"] = self.config.patience + more  # the N epochs run even without a better score
-        return self._restart(self.kind, dataclasses.replace(self.config, **changes))
+        return self._restart(self.kind, continued(self.config, self.checkpoint, done, self.more_epochs.value()))
 
     def resume(self) -> Any:
         """A new run in the dock, going on from this one's last finished epoch to the epochs it was given."""

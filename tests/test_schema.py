@@ -121,3 +121,16 @@ def test_overlap_is_one_concept_in_per_cent():
     assert TrainConfig(tile_size=128, overlap=50).stride == 64
     assert TrainConfig(tile_size=128, overlap=0).stride == 128
     assert PredictConfig.from_dict({"overlap": 25}).overlap == 25
+
+
+def test_continuing_a_finished_run_asks_for_exactly_the_more_epochs():
+    """The end card's "continue for N more epochs": resume from the checkpoint to epochs run + N; a time budget would
+    pick the epochs again and is dropped; patience grows so the N epochs run even without a better score."""
+    from geofm.core.config import PretrainConfig, continued
+
+    train = TrainConfig(images=["a.tif"], labels=["b.tif"], epochs=0, patience=3, output="m.geofm")
+    more = continued(train, "m.last.ckpt", epochs_run=12, more=5)
+    assert (more.resume, more.epochs, more.patience, more.images) == ("m.last.ckpt", 17, 8, ["a.tif"])
+    assert train.resume is None  # the finished run's settings are left as they were
+    pre = continued(PretrainConfig(images=["a.tif"], minutes=10.0), "b.last.ckpt", epochs_run=30, more=10)
+    assert (pre.resume, pre.epochs, pre.minutes) == ("b.last.ckpt", 40, 0.0)
