@@ -4,9 +4,12 @@ package (``geofm pretrain``) whose first conv already takes the image's bands.""
 from __future__ import annotations
 
 import os
+import socket
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -15,6 +18,10 @@ from .normalise import BandStats
 from .registries import BACKBONES
 
 StateDict = dict[str, torch.Tensor]
+
+#: Seconds the download server (or the proxy) gets to accept a connection before geofm gives up on fetching
+#: weights: behind a firewall that drops packets, a plain download would wait minutes before failing.
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -121,6 +128,8 @@ def _download_imagenet(backbone: str) -> StateDict:
     enum = BACKBONES.load(backbone).imagenet.DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     try:
+        if not cached.is_file():
+            check_reachable(enum.url)
         return enum.get_state_dict(progress=False)
     except Exception as err:  # no network, proxy, full disk, corrupt cache: the same advice applies
         reason = str(getattr(err, "reason", "") or err) or type(err).__name__
@@ -130,6 +139,20 @@ def _download_imagenet(backbone: str) -> StateDict:
             fix=f"on a machine with internet, download {enum.url} and either copy it to {cached} (geofm then finds "
             "it) or pass the file as the weights; or use weights 'none'",
         ) from err
+
+
+def check_reachable(url: str, seconds: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise OSError unless the server of ``url`` — or the proxy the environment names for it — accepts a
+    connection within ``seconds``."""
+    parsed = urlparse(url)
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    target = (urlparse(proxy if "://" in proxy else f"http://{proxy}") if proxy else parsed)
+    default_port = 443 if target.scheme == "https" else 80
+    host, port = target.hostname or "", target.port or default_port
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except (socket.timeout, TimeoutError) as err:  # one class from Python 3.10 on
+        raise OSError(f"{host} did not answer within {seconds:g} s") from err
 
 
 def _load_file(backbone: str, path: Path) -> StateDict:
@@ -207,6 +230,7 @@ def published_file(entry) -> Path:
     if not cached.is_file():
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
+            check_reachable(entry.url)
             torch.hub.download_url_to_file(entry.url, str(cached), hash_prefix=entry.sha256_prefix, progress=False)
         except Exception as err:  # no network, proxy, full disk, a hash mismatch (the partial file is removed)
             reason = str(getattr(err, "reason", "") or err) or type(err).__name__

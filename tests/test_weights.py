@@ -11,6 +11,7 @@ import torch
 import torch.hub
 import torchvision
 
+from geofm.core import weights
 from geofm.core.errors import ConfigError, InputError
 from geofm.core.model import build_model
 from geofm.core.weights import load_backbone_weights
@@ -47,6 +48,32 @@ def test_imagenet_offline_names_the_local_file_option(monkeypatch, tmp_path) -> 
     assert torchvision.models.ResNet18_Weights.DEFAULT.url in text
 
 
+def test_a_firewall_that_drops_packets_fails_the_fetch_in_seconds_not_minutes(monkeypatch, tmp_path) -> None:
+    """A download server that never answers (packets dropped, no refusal) would keep a plain download waiting for
+    minutes; geofm gives the server (or the environment's proxy) a few seconds to accept, then says so."""
+    import socket
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.org:3128")
+    asked = []
+
+    def silent(address, timeout=None):
+        asked.append((address, timeout))
+        raise socket.timeout("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setattr(torch.hub, "urlopen", lambda *a, **k: pytest.fail("downloaded without a reachable server"))
+    with pytest.raises(ConfigError) as err:
+        load_backbone_weights("resnet18", "imagenet")
+    assert asked == [(("proxy.example.org", 3128), weights.CONNECT_TIMEOUT_S)]  # the proxy the user configured
+    assert f"proxy.example.org did not answer within {weights.CONNECT_TIMEOUT_S:g} s" in str(err.value)
+    monkeypatch.delenv("HTTPS_PROXY")
+    asked.clear()
+    with pytest.raises(ConfigError):
+        load_backbone_weights("resnet18", "imagenet")
+    assert asked == [(("download.pytorch.org", 443), weights.CONNECT_TIMEOUT_S)]
+
+
 def test_offline_training_goes_on_from_scratch_with_a_note(monkeypatch, tmp_path) -> None:
     """With a notes list (the training task passes one), unreachable ImageNet weights are not a failed run."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -71,6 +98,7 @@ def test_imagenet_uses_torchvision_default_weights(monkeypatch, resnet18_weights
         return torch.load(resnet18_weights, weights_only=True)
 
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", cached)
+    monkeypatch.setattr(weights, "check_reachable", lambda url: None)  # as online: the server answers
     state = load_backbone_weights("resnet18", "imagenet")
     assert calls == [torchvision.models.ResNet18_Weights.DEFAULT]
     assert "conv1.weight" in state and not any(k.startswith("fc.") for k in state)
