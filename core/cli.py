@@ -112,11 +112,11 @@ def _train(args: argparse.Namespace) -> int:
     main_process = is_main_process()
     result = drive(train(config), quiet=not main_process, show_warnings=main_process)
     if result and main_process:
-        print(trained_line(result))
+        print(_trained_line(result))
     return 0
 
 
-def trained_line(result: FinishedEvent) -> str:
+def _trained_line(result: FinishedEvent) -> str:
     """What a finished training run says last: which epoch was kept, where, and how to use it."""
     best, run = result.summary.get("best_epoch"), result.summary.get("epochs_run")
     kept = f"epoch {best} of {run}" if best and best != run else f"the last epoch, {run}"

@@ -148,7 +148,7 @@ def check_reachable(url: str, seconds: float = CONNECT_TIMEOUT_S) -> None:
     proxy = urllib.request.getproxies().get(parsed.scheme)
     if proxy and urllib.request.proxy_bypass(parsed.hostname or ""):  # NO_PROXY names the server
         proxy = None
-    target = (urlparse(proxy if "://" in proxy else f"http://{proxy}") if proxy else parsed)
+    target = urlparse(proxy if "://" in proxy else f"http://{proxy}") if proxy else parsed
     default_port = 443 if target.scheme == "https" else 80
     host, port = target.hostname or "", target.port or default_port
     try:
