@@ -16,7 +16,14 @@ from qgis.core import (
 
 from .engine_task import preload
 from .package_info import read_metadata
-from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
+from .processing_common import (
+    FeedbackCancel,
+    SegmentationAlgorithm,
+    default_image,
+    file_of,
+    require_engine,
+    run_job,
+)
 from .processing_settings import add_setting_parameters, setting_values
 from .result_layers import paletted_renderer, prediction_name
 
@@ -59,7 +66,7 @@ class PredictAlgorithm(SegmentationAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("MODEL", "Model (.geofm, or .onnx exported by geofm)",
                                                      fileFilter=MODEL_FILTER))
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster"))
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Raster", defaultValue=default_image()))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole raster)", optional=True))
         from ..core.config import PredictConfig
 

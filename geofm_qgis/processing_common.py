@@ -1,10 +1,11 @@
-"""What geofm's Processing algorithms share: engine loading, plain-word errors, cancellation, event reporting."""
+"""What geofm's Processing algorithms share: engine loading, plain-word errors, cancellation, event reporting,
+the image layer a dialog offers first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
 
 from ..core.events import EventHandler
 from .deps import missing_dependencies
@@ -125,3 +126,12 @@ def run_job(events, feedback: QgsProcessingFeedback, what: str) -> Any:
     if type(last).__name__ != "FinishedEvent":
         raise QgsProcessingException(getattr(last, "message", "") or f"{what} stopped before it finished.")
     return last
+
+
+def default_image() -> str | None:
+    """The first multi-band raster of the project (an image, not a class raster), or None: Processing would
+    otherwise offer the first raster, often the labels."""
+    for layer in QgsProject.instance().layerTreeRoot().layerOrder():
+        if isinstance(layer, QgsRasterLayer) and layer.bandCount() > 1:
+            return layer.source()
+    return None

@@ -12,12 +12,17 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorLayer,
-    QgsProject,
-    QgsRasterLayer,
 )
 
 from .engine_task import preload
-from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
+from .processing_common import (
+    FeedbackCancel,
+    SegmentationAlgorithm,
+    default_image,
+    file_of,
+    require_engine,
+    run_job,
+)
 from .processing_settings import add_setting_parameters, setting_values
 
 #: TrainConfig settings this algorithm declares itself (layers and the output); the rest come from the schema.
@@ -90,11 +95,3 @@ class TrainAlgorithm(SegmentationAlgorithm):
         miou = (last.summary.get("metrics") or {}).get("mean_iou")
         return {"OUTPUT": last.path, "MEAN_IOU": miou}
 
-
-def default_image() -> str | None:
-    """The first multi-band raster of the project (an image, not a class raster), or None: Processing would
-    otherwise offer the first raster, often the labels."""
-    for layer in QgsProject.instance().layerTreeRoot().layerOrder():
-        if isinstance(layer, QgsRasterLayer) and layer.bandCount() > 1:
-            return layer.source()
-    return None

@@ -96,6 +96,19 @@ def test_train_dialog_offers_the_image_not_the_labels_readable_and_unclipped(pro
     project.removeAllMapLayers()
 
 
+def test_predict_dialog_offers_the_image_not_the_labels(provider, scene_image, scene_labels):
+    """With the labels loaded first, Predict's raster is the image (the one-band class raster is not what a model
+    predicts on)."""
+    from qgis.core import QgsApplication, QgsRasterLayer
+
+    project = QgsProject.instance()
+    project.addMapLayer(QgsRasterLayer(str(scene_labels), "land cover"))
+    image = project.addMapLayer(QgsRasterLayer(str(scene_image), "Landsat"))
+    alg = QgsApplication.processingRegistry().algorithmById("geofm:predict").create()
+    assert alg.parameterDefinition("INPUT").defaultValue() == image.source()
+    project.removeAllMapLayers()
+
+
 def test_predict_algorithm_styles_its_output(provider, package, tmp_path):
     import processing
 
