@@ -71,13 +71,17 @@ def test_cancel_before_any_epoch_writes_nothing(tmp_path, scene):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.tif", "labels.tif"]
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, scene):
+@pytest.mark.parametrize("shift", [0, 25])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, scene, shift):
+    """Also with randomly shifted tiles: the shifts are drawn from the epoch's seeded generator."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "a" / "m.geofm"), keep_checkpoint=True)
+    straight = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "a" / "m.geofm"), keep_checkpoint=True,
+                       shift=shift)
     losses_a = [e.train_loss for e in train(straight) if isinstance(e, EpochEvent)]
 
-    cfg = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "b" / "m.geofm"), keep_checkpoint=True)
+    cfg = _config(tmp_path, scene, epochs=3, output=str(tmp_path / "b" / "m.geofm"), keep_checkpoint=True,
+                  shift=shift)
     cancel = threading.Event()
     for event in train(cfg, cancel):
         if isinstance(event, CheckpointEvent) and event.kind == "last":
