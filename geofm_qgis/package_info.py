@@ -80,13 +80,13 @@ def summary_html(meta: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td><span style='background:{html.escape(c['colour'])}'>&nbsp;&nbsp;&nbsp;&nbsp;</span></td>"
         f"<td>{c['value']}</td><td>{html.escape(c['name'])}</td>"
-        f"<td align='right'>{_pct(per_class.get(c['name'], {}).get('iou'))}</td></tr>"
+        f"<td align='right'>{percent(per_class.get(c['name'], {}).get('iou'))}</td></tr>"
         for c in meta.get("classes", [])
     )
     res = meta.get("resolution")
     validation = ("Validation: none (no labels were held out; every label trained)" if metrics.get("mean_iou") is None
-                  else f"Validation: mean IoU {_pct(metrics['mean_iou'])}, overall accuracy "
-                       f"{_pct(metrics.get('overall_accuracy'))}")
+                  else f"Validation: mean IoU {percent(metrics['mean_iou'])}, overall accuracy "
+                       f"{percent(metrics.get('overall_accuracy'))}")
     lines = [
         f"<b>{arch.get('backbone', '?')}</b> with a {arch.get('decoder', '?')} decoder",
         f"Bands: {bands.get('count', '?')}" + (f" ({html.escape(', '.join(names))})" if names else ""),
@@ -116,7 +116,8 @@ def backbone_html(meta: dict[str, Any]) -> str:
     ])
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share (0–1) as '12.3 %'; '–' when there is none."""
     return "–" if value is None else f"{100 * value:.1f} %"
 
 

@@ -27,6 +27,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.config import continued
 from ..core.events import EventHandler
 from .engine_task import EngineTask
+from .package_info import percent
 
 REDRAW_MS = 400
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
@@ -118,7 +119,7 @@ class RunView(QWidget, EventHandler):
         state = self.state
         if state == FINISHED:
             miou = ((self.finished_event.summary or {}).get("metrics") or {}).get("mean_iou")
-            state = f"finished, mIoU {_pct(miou)}" if miou is not None else "finished"
+            state = f"finished, mIoU {percent(miou)}" if miou is not None else "finished"
         return f"{time.strftime('%H:%M', self.started)}  {Path(self.output).name} — {state}"
 
     # -- events (main thread) --------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ class RunView(QWidget, EventHandler):
         miou = event.metrics.get("mean_iou")
         self.epochs.append({"epoch": event.epoch, "train_loss": event.train_loss, "val_loss": event.val_loss,
                             "miou": miou})
-        score = f" · validation mIoU {_pct(miou)}" if miou is not None else ""
+        score = f" · validation mIoU {percent(miou)}" if miou is not None else ""
         self.status.setText(f"Epoch {event.epoch} of {self.total_epochs} done{score} · saving…")
         self._layout_later()
 
@@ -349,20 +350,16 @@ def summary_html(summary: dict[str, Any], path: str, kind: str = "training") -> 
         return (f"<p><b>{summary.get('epochs_run', '?')} epoch(s) done</b>, last training loss "
                 f"{'–' if loss is None else f'{loss:.4f}'}.</p>{unscored}<p>Saved to <b>{html.escape(path)}</b></p>")
     rows = "".join(
-        f"<tr><td>{html.escape(str(c.get('name', '')))}</td><td align='right'>{_pct(c.get('iou'))}</td>"
-        f"<td align='right'>{_pct(c.get('f1'))}</td></tr>"
+        f"<tr><td>{html.escape(str(c.get('name', '')))}</td><td align='right'>{percent(c.get('iou'))}</td>"
+        f"<td align='right'>{percent(c.get('f1'))}</td></tr>"
         for c in metrics.get("per_class", [])
     )
-    head = (f"<p><b>Mean IoU {_pct(metrics.get('mean_iou'))}</b>, overall accuracy "
-            f"{_pct(metrics.get('overall_accuracy'))} (best epoch {summary.get('best_epoch', '?')} of "
+    head = (f"<p><b>Mean IoU {percent(metrics.get('mean_iou'))}</b>, overall accuracy "
+            f"{percent(metrics.get('overall_accuracy'))} (best epoch {summary.get('best_epoch', '?')} of "
             f"{summary.get('epochs_run', '?')}).</p>")
     table = (f"<table cellspacing='0' cellpadding='3'><tr><th align='left'>Class</th><th>IoU</th><th>F1</th></tr>"
              f"{rows}</table>")
     return f"{head}{table if rows else ''}<p>Model saved to <b>{html.escape(path)}</b></p>"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
 
 
 def _duration(seconds: float) -> str:
