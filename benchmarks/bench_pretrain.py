@@ -74,12 +74,14 @@ def fewer_labels(split: Split, share: float, seed: int) -> Split:
     return dataclasses.replace(split, train=kept)
 
 
-def run_pretrain(image: Path, seed: int, minutes: float, out: Path) -> dict[str, Any]:
+def run_pretrain(image: Path, seed: int, minutes: float, out: Path, epochs: int | None = None) -> dict[str, Any]:
+    """Pretrain on ``image`` for ``minutes`` (the shipped way: whole epochs that fit), or for ``epochs`` when given."""
     from geofm.core.config import PretrainConfig
     from geofm.core.events import EpochEvent
     from geofm.core.pretrain import pretrain
 
-    config = PretrainConfig(images=[str(image)], minutes=minutes, seed=seed, output=str(out))
+    budget = {"epochs": epochs} if epochs else {"minutes": minutes}
+    config = PretrainConfig(images=[str(image)], seed=seed, output=str(out), **budget)
     started, epochs = time.perf_counter(), 0
     try:
         for event in pretrain(config):
@@ -129,12 +131,15 @@ def time_pretraining(folder: Path, side: int = TIMING_SIDE, steps: int | None = 
 def report(results: dict[str, Any]) -> str:
     s = results["settings"]
     smoke = {k: v for k, v in s.items() if k in ("epochs", "max_minutes", "timing_steps") and v}
-    if s["pretrain_minutes"] != PRETRAIN_MINUTES:
+    if s["pretrain_minutes"] != PRETRAIN_MINUTES and not s.get("pretrain_epochs"):
         smoke["pretrain_minutes"] = s["pretrain_minutes"]
+    n = s.get("pretrain_epochs")
+    length = (f"{n} epoch{'s' if n != 1 else ''} of the shipped steps" if n
+              else f"{s['pretrain_minutes']:g} min")
     lines = ["## Pretraining on the scene itself (`benchmarks/bench_pretrain.py`)", "",
              f"Run {results['date']} on {results['machine']}; seeds {', '.join(map(str, s['seeds']))}. Scenes and "
              "test blocks as bench_quality. Pretrained: SimSiam on the whole image for "
-             f"{s['pretrain_minutes']:g} min, then the shipped training defaults from the backbone; scratch: the "
+             f"{length}, then the shipped training defaults from the backbone; scratch: the "
              f"shipped defaults with weights=none. {LABEL_SHARE:.0%} labels: whole cells of the training area.", ""]
     if smoke:
         lines += [f"**Smoke run with non-default overrides ({', '.join(f'{k}={v}' for k, v in smoke.items())}): these "
@@ -175,6 +180,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenes", nargs="+", choices=[s.name for s in SCENES])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--pretrain-minutes", type=float, default=PRETRAIN_MINUTES)
+    p.add_argument("--pretrain-epochs", type=int,
+                   help="pretrain for this many epochs instead of the time budget: the same pretraining on any machine "
+                        "(a GPU run comparable with a CPU one; the budget buys 51-65 epochs on 2 CPU cores)")
     p.add_argument("--epochs", type=int, help="SMOKE TESTS ONLY: override the fine-tuning epochs")
     p.add_argument("--max-minutes", type=float, help="SMOKE TESTS ONLY: stop each fine-tuning after this long")
     p.add_argument("--timing-side", type=int, default=TIMING_SIDE, help="side of the timed scene (px)")
@@ -189,7 +197,8 @@ def main(argv: list[str] | None = None) -> str:
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-        "settings": {"seeds": args.seeds, "pretrain_minutes": args.pretrain_minutes, "epochs": args.epochs,
+        "settings": {"seeds": args.seeds, "pretrain_minutes": args.pretrain_minutes,
+                     "pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                      "max_minutes": args.max_minutes, "timing_steps": args.timing_steps,
                      "label_share": LABEL_SHARE},
         "scenes": {},
@@ -208,9 +217,10 @@ def main(argv: list[str] | None = None) -> str:
         results["scenes"][spec.name] = entry
         with tempfile.TemporaryDirectory(prefix=f"bench-pretrain-{spec.name}-") as tmp:
             for seed in args.seeds:
-                print(f"  seed {seed}: pretraining {args.pretrain_minutes:g} min", flush=True)
+                print(f"  seed {seed}: pretraining {args.pretrain_epochs or args.pretrain_minutes:g} "
+                      f"{'epochs' if args.pretrain_epochs else 'min'}", flush=True)
                 backbone = Path(tmp) / f"backbone_seed{seed}.geofm"
-                pre = run_pretrain(scene.image, seed, args.pretrain_minutes, backbone)
+                pre = run_pretrain(scene.image, seed, args.pretrain_minutes, backbone, args.pretrain_epochs)
                 entry["pretrain"].append({"seed": seed, **pre})
                 for labels, sp in (("all", split), ("25%", fewer_labels(split, LABEL_SHARE, seed))):
                     for method, weights in (("pretrained", str(backbone)), ("scratch", "none")):
