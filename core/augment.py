@@ -1,5 +1,4 @@
-"""Batch augmentation in the training loop: random shifts of the tiles, flips and 90° rotations (tiles seen from
-above have no 'up')."""
+"""Flip and 90° rotation of whole batches: tiles seen from above have no 'up'."""
 
 from __future__ import annotations
 
@@ -20,22 +19,4 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) 
             xi, yi = xi.flip(-1), yi.flip(-1)
         xs.append(xi)
         ys.append(yi)
-    return torch.stack(xs), torch.stack(ys)
-
-
-def shift_batch(x: torch.Tensor, y: torch.Tensor, tile: int, generator: torch.Generator
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut a ``tile`` px square at a random place out of each larger item (``x`` [B,C,S,S], ``y`` [B,S,S], S ≥
-    ``tile``: the tile with a margin of context around it). An item whose cut would hold no labelled pixel keeps
-    the centre cut, the tile as indexed (which has one), so no batch is left without labels."""
-    room = x.shape[-1] - tile
-    if room <= 0:
-        return x, y
-    offsets = torch.randint(0, room + 1, (len(x), 2), generator=generator).tolist()
-    xs, ys = [], []
-    for xi, yi, (r, c) in zip(x, y, offsets):
-        if not (yi[r:r + tile, c:c + tile] >= 0).any():
-            r = c = room // 2
-        xs.append(xi[:, r:r + tile, c:c + tile])
-        ys.append(yi[r:r + tile, c:c + tile])
     return torch.stack(xs), torch.stack(ys)

@@ -120,11 +120,6 @@ class TrainConfig:
         True, kind="bool", label="Augment (flips and 90° turns)", advanced=True,
         help="Random flips and quarter turns of each training batch.",
         cli=True, dialog=True, processing=True, saved=True)
-    shift: float = setting(
-        0.0, kind="float", label="Random shift", unit="%", minimum=0, maximum=50, advanced=True,
-        help="Moves each training tile by up to this share of its side, anew every epoch, so a labelled pixel is "
-             "seen at many places in a tile; 0: the same tiles every epoch.",
-        cli=True, dialog=True, processing=True, saved=True)
     accumulate: int = setting(
         1, kind="int", label="Gradient accumulation", minimum=1, maximum=128, advanced=True,
         help="Batches summed per optimiser step: a larger effective batch on a small GPU.",

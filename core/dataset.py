@@ -218,19 +218,6 @@ def cap_gdal_cache(mb: int | None = GDAL_CACHE_MB) -> None:
         set_gdal_config("GDAL_CACHEMAX", mb * 2**20)
 
 
-def _with_margin(window: Window, margin: int, width: int, height: int
-                 ) -> tuple[Window, tuple[tuple[int, int], tuple[int, int]] | None]:
-    """``window`` grown by ``margin`` px on every side, cut to the image, and the (rows, cols) padding that brings
-    the cut back to the full size; None when nothing is cut."""
-    if not margin:
-        return window, None
-    c0, r0 = int(window.col_off) - margin, int(window.row_off) - margin
-    c1, r1 = int(window.col_off + window.width) + margin, int(window.row_off + window.height) + margin
-    cut = Window(max(c0, 0), max(r0, 0), min(c1, width) - max(c0, 0), min(r1, height) - max(r0, 0))
-    pad = ((max(-r0, 0), max(r1 - height, 0)), (max(-c0, 0), max(c1 - width, 0)))
-    return cut, (pad if any(sum(p) for p in pad) else None)
-
-
 class SegmentationDataset(Dataset):
     """Tiles of several scenes: item ``k`` is ``items[k] = (scene index, window)``; with a ``split``, only the
     labels that serve ``role`` are kept.
@@ -238,9 +225,7 @@ class SegmentationDataset(Dataset):
     ``__getitem__`` gives (image float32 [C,T,T] normalised, labels int64 [T,T] with -1 on invalid image pixels).
     Files open on first use in each process and are never pickled; that first use also caps GDAL's block cache
     at ``gdal_cache_mb`` (see :func:`cap_gdal_cache`). Augmentation happens per batch in the training loop
-    (:mod:`.augment`), where a seeded generator makes it repeatable across a resume. With a ``margin`` each item
-    is its tile and ``margin`` px of context on every side ([C,T+2m,T+2m]; beyond the image: invalid, labels -1),
-    from which the loop cuts a randomly shifted tile (:func:`.augment.shift_batch`).
+    (:mod:`.augment`), where a seeded generator makes it repeatable across a resume.
     """
 
     def __init__(
@@ -252,10 +237,9 @@ class SegmentationDataset(Dataset):
         gdal_cache_mb: int | None = GDAL_CACHE_MB,
         split: LabelSplit | None = None,
         role: str = TRAIN,
-        margin: int = 0,
     ):
         self.scenes, self.items, self.stats, self.mode = list(scenes), list(items), stats, mode
-        self.split, self.role, self.margin = split, role, margin
+        self.split, self.role = split, role
         self.gdal_cache_mb = gdal_cache_mb
         self._handles: dict[int, tuple[rasterio.io.DatasetReader, LabelSource]] = {}
         self._pid = os.getpid()
@@ -274,15 +258,12 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         i, window = self.items[k]
         src, labels = self._open(i)
-        window, pad = _with_margin(window, self.margin, src.width, src.height)
         data, valid = read_window(src, window)
         y = labels.read(window)
         y[~valid] = -1
         if self.split is not None:
             y[~self.split.keep(i, window, self.role)] = -1  # the other role's labels: unlabelled here
         x = normalise(data, valid, self.stats, self.mode)
-        if pad:
-            x, y = np.pad(x, ((0, 0), *pad)), np.pad(y, pad, constant_values=-1)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
     def close(self) -> None:

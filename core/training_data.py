@@ -84,8 +84,7 @@ def prepare_training_data(config: TrainConfig, cancel: CancelFlag | None = None,
     summary = (f"{split.summary()} {len(train)} training tiles, {len(val)} validation tiles of {tile} px."
                f"\nTraining pixels per class: {per_class}")
     return TrainingData(
-        train=SegmentationDataset(scenes, train, stats, mode, split=split, role=TRAIN,
-                                  margin=round(tile * config.shift / 100)),
+        train=SegmentationDataset(scenes, train, stats, mode, split=split, role=TRAIN),
         val=SegmentationDataset(scenes, val, stats, mode, split=split, role=VALIDATION),
         classes=classes, stats=stats if mode == "global" else None, class_weights=class_weights(counts, config.class_weights),
         in_channels=in_channels, band_names=band_names, resolution=resolution, crs=crs, summary=summary,

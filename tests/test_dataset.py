@@ -43,24 +43,6 @@ def test_items_are_float_image_and_int_labels_with_nodata_ignored(scene):
     assert set(y[4:].unique().tolist()) == {0, 1} and torch.isfinite(x).all()
 
 
-def test_a_margin_brings_the_tiles_context_and_pads_beyond_the_image(scene):
-    """With a margin of 8 px a 32 px tile comes as 48 px: its centre is the tile itself, the real pixels around it
-    are the context, and what lies beyond the image is invalid (0, label -1)."""
-    scenes, _ = build_scenes([scene])
-    items = index_tiles(scenes, 32)
-    stats = compute_stats(stats_samples(scenes, items))
-    plain, wide = SegmentationDataset(scenes, items, stats), SegmentationDataset(scenes, items, stats, margin=8)
-    corner, inner = items.index((0, Window(0, 0, 32, 32))), items.index((0, Window(16, 16, 32, 32)))
-    for k in (corner, inner):
-        x, y = wide[k]
-        assert x.shape == (4, 48, 48) and y.shape == (48, 48)
-        assert torch.equal(x[:, 8:40, 8:40], plain[k][0]) and torch.equal(y[8:40, 8:40], plain[k][1])
-    x, y = wide[corner]
-    assert (y[:8] == -1).all() and (y[:, :8] == -1).all() and (x[:, :8] == 0).all()
-    x, y = wide[inner]  # context from the image on every side: window 8..56 of a 64 px scene
-    assert torch.equal(y, SegmentationDataset(scenes, [(0, Window(8, 8, 48, 48))], stats)[0][1])
-
-
 def test_all_nodata_tiles_are_skipped_and_an_all_nodata_image_is_refused(tmp_path):
     image = np.ones((2, 64, 64), np.float32)
     image[:, :, 32:] = -99999

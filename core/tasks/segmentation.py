@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..augment import augment_batch, shift_batch
+from ..augment import augment_batch
 from ..checkpoint import metrics_path
 from ..config import TrainConfig
 from ..errors import Cancelled
@@ -79,7 +79,6 @@ class SegmentationTask(Task):
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
-        x, y = shift_batch(x, y, self.data.tile_size, rng)  # training tiles come with a margin when shift > 0
         if self.config.augment:
             x, y = augment_batch(x, y, rng)
         loss = self._loss_on(y.device)
