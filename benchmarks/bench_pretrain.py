@@ -74,14 +74,17 @@ def fewer_labels(split: Split, share: float, seed: int) -> Split:
     return dataclasses.replace(split, train=kept)
 
 
-def run_pretrain(image: Path, seed: int, minutes: float, out: Path, epochs: int | None = None) -> dict[str, Any]:
-    """Pretrain on ``image`` for ``minutes`` (the shipped way: whole epochs that fit), or for ``epochs`` when given."""
+def run_pretrain(image: Path, seed: int, minutes: float, out: Path, epochs: int | None = None,
+                 method: str | None = None) -> dict[str, Any]:
+    """Pretrain on ``image`` for ``minutes`` (the shipped way: whole epochs that fit), or for ``epochs`` when given;
+    with the shipped method unless ``method`` names another."""
     from geofm.core.config import PretrainConfig
     from geofm.core.events import EpochEvent
     from geofm.core.pretrain import pretrain
 
     budget = {"epochs": epochs} if epochs else {"minutes": minutes}
-    config = PretrainConfig(images=[str(image)], seed=seed, output=str(out), **budget)
+    config = PretrainConfig(images=[str(image)], seed=seed, output=str(out), **budget,
+                            **({"method": method} if method else {}))
     started, epochs = time.perf_counter(), 0
     try:
         for event in pretrain(config):
@@ -138,7 +141,8 @@ def report(results: dict[str, Any]) -> str:
               else f"{s['pretrain_minutes']:g} min")
     lines = ["## Pretraining on the scene itself (`benchmarks/bench_pretrain.py`)", "",
              f"Run {results['date']} on {results['machine']}; seeds {', '.join(map(str, s['seeds']))}. Scenes and "
-             "test blocks as bench_quality. Pretrained: SimSiam on the whole image for "
+             f"test blocks as bench_quality. Pretrained: {_method_label(s.get('method', 'simsiam'))} on the whole "
+             "image for "
              f"{length}, then the shipped training defaults from the backbone; scratch: the "
              f"shipped defaults with weights=none. {LABEL_SHARE:.0%} labels: whole cells of the training area.", ""]
     if smoke:
@@ -168,6 +172,12 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _method_label(name: str) -> str:
+    from geofm.core.registries import PRETRAIN_METHODS
+
+    return PRETRAIN_METHODS.get(name).label
+
+
 def _mean_sd(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -183,6 +193,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pretrain-epochs", type=int,
                    help="pretrain for this many epochs instead of the time budget: the same pretraining on any machine "
                         "(a GPU run comparable with a CPU one; the budget buys 51-65 epochs on 2 CPU cores)")
+    p.add_argument("--method", help="a pretraining method other than the shipped one (a comparison)")
     p.add_argument("--epochs", type=int, help="SMOKE TESTS ONLY: override the fine-tuning epochs")
     p.add_argument("--max-minutes", type=float, help="SMOKE TESTS ONLY: stop each fine-tuning after this long")
     p.add_argument("--timing-side", type=int, default=TIMING_SIDE, help="side of the timed scene (px)")
@@ -192,12 +203,15 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> str:
+    from geofm.core.config import PretrainConfig
+
     args = arguments(argv)
     train = {"epochs": args.epochs} if args.epochs else {}
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
-        "settings": {"seeds": args.seeds, "pretrain_minutes": args.pretrain_minutes,
+        "settings": {"seeds": args.seeds, "method": args.method or PretrainConfig().method,
+                     "pretrain_minutes": args.pretrain_minutes,
                      "pretrain_epochs": args.pretrain_epochs, "epochs": args.epochs,
                      "max_minutes": args.max_minutes, "timing_steps": args.timing_steps,
                      "label_share": LABEL_SHARE},
@@ -220,7 +234,8 @@ def main(argv: list[str] | None = None) -> str:
                 print(f"  seed {seed}: pretraining {args.pretrain_epochs or args.pretrain_minutes:g} "
                       f"{'epochs' if args.pretrain_epochs else 'min'}", flush=True)
                 backbone = Path(tmp) / f"backbone_seed{seed}.geofm"
-                pre = run_pretrain(scene.image, seed, args.pretrain_minutes, backbone, args.pretrain_epochs)
+                pre = run_pretrain(scene.image, seed, args.pretrain_minutes, backbone, args.pretrain_epochs,
+                                   args.method)
                 entry["pretrain"].append({"seed": seed, **pre})
                 for labels, sp in (("all", split), ("25%", fewer_labels(split, LABEL_SHARE, seed))):
                     for method, weights in (("pretrained", str(backbone)), ("scratch", "none")):

@@ -3,7 +3,7 @@
 1. **Training**: the shipping loop (core/loop.Loop running the segmentation task, through the same path the CLI
    and QGIS use: data preparation, the dataset and DataLoader, mixed precision, clipping and checkpoints) trains
    ResNet50 + FPN on 256² tiles, batch 16, for a few epochs on a generated 4-band GeoTIFF.
-2. **Pretraining**: the same loop running the self-supervised task (SimSiam on random crops, as
+2. **Pretraining**: the same loop running the self-supervised task (the default method on random crops, as
    ``geofm pretrain``) on a generated 4-band scene, with the shipped crop and batch size and with a batch suited
    to a GPU.
 3. **Prediction**: ``predict()`` with the model trained in 1 over a generated 6144² raster (windows read, run,
@@ -40,6 +40,7 @@ from geofm.core.events import CheckpointEvent, FinishedEvent, StartEvent  # noqa
 from geofm.core.loop import Loop, LoopSettings  # noqa: E402
 from geofm.core.predict import predict  # noqa: E402
 from geofm.core.pretrain import plan  # noqa: E402
+from geofm.core.registries import PRETRAIN_METHODS  # noqa: E402
 from geofm.core.tasks.pretrain import PretrainTask  # noqa: E402
 from geofm.core.tasks.segmentation import SegmentationTask  # noqa: E402
 
@@ -168,8 +169,9 @@ def report(setup: Setup, training: Result, pretraining: list[Result], prediction
         f"**Training** (core/loop.Loop, segmentation task) on a generated {BANDS}-band {setup.size}² GeoTIFF, "
         f"{setup.epochs - 1} measured epochs:", "", header, "|---|---|---|---|---|", *_rows([training], "tiles"),
         "",
-        f"**Pretraining** (the same loop, SimSiam task as `geofm pretrain`) on a generated {BANDS}-band "
-        f"{setup.pretrain_size}² GeoTIFF, 2 measured epochs each; a step sees each crop in two augmented views:",
+        f"**Pretraining** (the same loop, pretraining task with its default method, "
+        f"{PRETRAIN_METHODS.get(PretrainConfig().method).label}, as `geofm pretrain`) on a generated {BANDS}-band "
+        f"{setup.pretrain_size}² GeoTIFF, 2 measured epochs each:",
         "", header, "|---|---|---|---|---|", *_rows(pretraining, "crops"), "",
         f"**Prediction** (`predict()`, the training model above, 50 % window overlap, blended, written as a "
         f"GeoTIFF) over a generated {BANDS}-band {setup.predict_size}² raster, after a warm-up run:", "",

@@ -221,7 +221,7 @@ class TrainConfig:
         return cls.from_dict(read_json(path), source=str(path))
 
 
-PRETRAIN_SCHEMA = 1
+PRETRAIN_SCHEMA = 2
 
 
 @dataclass
@@ -235,6 +235,11 @@ class PretrainConfig:
     backbone: str = setting(
         "resnet18", kind="choice", choices="backbones", label="Backbone",
         help="The feature extractor to pretrain; fine-tune with the same backbone.",
+        cli=True, dialog=True, processing=True, saved=True)
+    method: str = setting(
+        "masked", kind="choice", choices="pretrain_methods", label="Method", advanced=True,
+        help="What the backbone learns from: filling in hidden patches of every band (masked reconstruction), or "
+             "agreeing on two altered views of a crop (SimSiam; the method for two dates as the pair).",
         cli=True, dialog=True, processing=True, saved=True)
     minutes: float = setting(
         0.0, kind="float", label="Time budget", unit="min", minimum=0, maximum=100000,
@@ -298,6 +303,9 @@ class PretrainConfig:
         check_values(PretrainConfig, self.to_dict(), "the pretraining settings")
         if not self.images:
             raise ConfigError("no image raster given", fix="pass at least one image (--image)")
+        if self.temporal_pairs and self.method != "simsiam":
+            raise ConfigError(f"two dates as the pair is a SimSiam setting; the {self.method!r} method uses one image "
+                              "per crop", fix="choose --method simsiam, or leave out --temporal-pairs")
         if self.temporal_pairs and len(self.images) < 2:
             raise ConfigError("two-date positive pairs need at least two images of the same place",
                               fix="pass a second --image of another date, or leave out --temporal-pairs")
@@ -315,7 +323,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, data: Any, source: str = "the pretraining settings") -> PretrainConfig:
         if isinstance(data, dict):
-            data = upgrade(data, PRETRAIN_SCHEMA, {}, "pretraining settings", source, PRETRAIN_SCHEMA)
+            data = upgrade(data, PRETRAIN_SCHEMA, _PRETRAIN_UPGRADES, "pretraining settings", source, PRETRAIN_SCHEMA)
         return cls(**check_values(cls, data, source))
 
 
@@ -463,3 +471,11 @@ def _train_v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
 
 _TRAIN_UPGRADES = {1: _train_v1_to_v2, 2: _train_v2_to_v3, 3: _train_v3_to_v4}
 _PREDICT_UPGRADES = {1: _predict_v1_to_v2}
+
+
+def _pretrain_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the method; every version-1 run was SimSiam."""
+    return {**data, "method": "simsiam"}
+
+
+_PRETRAIN_UPGRADES = {1: _pretrain_v1_to_v2}

@@ -14,8 +14,9 @@ from .events import Event
 from .fileio import check_outputs, train_outputs
 from .loop import Loop, LoopSettings
 from .raster import open_raster
+from .registries import PRETRAIN_METHODS
 from .tasks import CancelFlag
-from .tasks.pretrain import PretrainTask, SimSiam, augment_view, epochs_for_minutes
+from .tasks.pretrain import CONTEXT, PretrainTask, epochs_for_minutes
 
 __all__ = ["estimate_seconds_per_step", "plan", "pretrain"]
 
@@ -48,13 +49,13 @@ def plan(config: PretrainConfig, seconds_per_step: float | None = None) -> LoopS
 
 
 def estimate_seconds_per_step(config: PretrainConfig, repeats: int = 2) -> float:
-    """Seconds one training step takes on the configured device (augmentation, two forward passes, backward,
-    optimiser), timed on random data after a warm-up step; data reading is not included."""
+    """Seconds one training step of the configured method takes on the configured device (its views, forward,
+    loss, backward, optimiser), timed on random data after a warm-up step; data reading is not included."""
     with open_raster(config.images[0]) as src:
         bands = src.count
     device = resolve_device(config.device)
-    side = round(config.crop_size * 1.5)
-    model = SimSiam(config.backbone, bands).to(device).train()
+    side = round(config.crop_size * CONTEXT)
+    model = PRETRAIN_METHODS.load(config.method)(config.backbone, bands).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     rng = torch.Generator().manual_seed(0)
     x = torch.randn(config.batch_size, bands, side, side, device=device)
@@ -62,10 +63,7 @@ def estimate_seconds_per_step(config: PretrainConfig, repeats: int = 2) -> float
     seconds = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        (z1, p1), (z2, p2) = model(augment_view(x, valid, config.crop_size, rng)), model(
-            augment_view(x, valid, config.crop_size, rng))
-        loss = -(torch.cosine_similarity(p1, z2.detach()).mean() + torch.cosine_similarity(p2, z1.detach()).mean())
-        loss.backward()
+        model(x, valid, x, valid, config.crop_size, rng).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":

@@ -58,6 +58,13 @@ CLASS_WEIGHTINGS.add("sqrt", "Square root of inverse frequency", "A class 100 ti
 CLASS_WEIGHTINGS.add("inverse", "Inverse frequency", "A class 100 times rarer counts 100 times more (at most 10 "
                      "times the average weight).", power=1.0)
 
+PRETRAIN_METHODS = Registry("pretraining method")
+PRETRAIN_METHODS.add("masked", "Masked reconstruction", "The network fills in hidden patches of every band from what "
+                     "it sees around them: features for every pixel, as segmentation uses them.",
+                     "selfsup.masked:MaskedReconstruction")
+PRETRAIN_METHODS.add("simsiam", "SimSiam", "Two altered views of a crop (or two dates of it) must give the same "
+                     "embedding: one feature per crop.", "selfsup.simsiam:SimSiam")
+
 DEVICES = Registry("device")
 DEVICES.add("auto", "Best available", "A CUDA GPU, else Apple MPS, else the CPU.")
 DEVICES.add("cpu", "CPU", "The processor; always available.")
@@ -67,4 +74,4 @@ DEVICES.add("mps", "Apple MPS", "The GPU of an Apple-silicon Mac.")
 #: Registries by the name a setting's ``choices`` gives.
 ALL = {"backbones": BACKBONES, "decoders": DECODERS, "normalisations": NORMALISATIONS,
        "weight_sources": WEIGHT_SOURCES, "lr_schedules": LR_SCHEDULES,
-       "class_weightings": CLASS_WEIGHTINGS, "devices": DEVICES}
+       "class_weightings": CLASS_WEIGHTINGS, "pretrain_methods": PRETRAIN_METHODS, "devices": DEVICES}

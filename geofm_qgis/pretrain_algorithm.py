@@ -28,9 +28,9 @@ class PretrainAlgorithm(SegmentationAlgorithm):
         return "Pretrain backbone (self-supervised)"
 
     def shortHelpString(self) -> str:  # noqa: N802
-        return ("Pretrains a ResNet backbone on your own unlabelled rasters (SimSiam: two augmented views of each "
-                "random crop must agree). Writes a .geofm backbone package; 'Train segmentation model' starts from "
-                "it when it is given as the weights file.")
+        return ("Pretrains a ResNet backbone on your own unlabelled rasters (by default it learns to fill in hidden "
+                "patches of every band; SimSiam is the other method). Writes a .geofm backbone package; 'Train "
+                "segmentation model' starts from it when it is given as the weights file.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.config import PretrainConfig

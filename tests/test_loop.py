@@ -155,7 +155,7 @@ def test_gpu_check_runs_the_shipping_code(tmp_path, monkeypatch):
     (prediction,) = gpu_check.measure_prediction(setup, tmp_path, tmp_path / "check.geofm")
     assert prediction["batch"] == 4 and prediction["windows"] > 0 and prediction["seconds"] > 0
     text = gpu_check.report(setup, training, [pretraining], [prediction])
-    assert "core/loop.Loop" in text and "SimSiam" in text and "| 4 |" in text
+    assert "core/loop.Loop" in text and "Masked reconstruction" in text and "| 4 |" in text
 
 
 def test_automatic_epochs_fit_a_cpu_budget():

@@ -15,7 +15,8 @@ from geofm.core.errors import ConfigError, PackageError
 from geofm.core.events import CancelledEvent, CheckpointEvent, EpochEvent, FinishedEvent, StartEvent, StepEvent
 from geofm.core.package import load_backbone_package, load_package
 from geofm.core.pretrain import plan, pretrain
-from geofm.core.tasks.pretrain import augment_view
+from geofm.core.registries import PRETRAIN_METHODS
+from geofm.core.selfsup.simsiam import augment_view
 
 from rasters import separable_scene, write_raster
 
@@ -40,11 +41,12 @@ def _config(tmp_path, images, **kw) -> PretrainConfig:
                              "output": str(tmp_path / "backbone.geofm"), **kw})
 
 
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
+@pytest.fixture(scope="module", params=PRETRAIN_METHODS.names())
+def pretrained(tmp_path_factory, request):
+    """A backbone pretrained with each registered method."""
     tmp = tmp_path_factory.mktemp("pre")
     image = _image(tmp / "scene.tif", nodata_rows=40, names=["blue", "green", "red", "nir"])
-    cfg = _config(tmp, [image], licence="CC-BY-4.0")
+    cfg = _config(tmp, [image], licence="CC-BY-4.0", method=request.param)
     events = list(pretrain(cfg))
     return cfg, events
 
@@ -53,7 +55,7 @@ def test_pretraining_runs_through_the_loop_and_writes_a_backbone_package(pretrai
     cfg, events = pretrained
     start = events[[isinstance(e, StartEvent) for e in events].index(True)]
     assert start.total_epochs == 2 and start.steps_per_epoch == 2 and start.val_tiles == 0
-    assert "SimSiam" in start.message and "blue, green, red, nir" in start.message
+    assert PRETRAIN_METHODS.get(cfg.method).label in start.message and "blue, green, red, nir" in start.message
     assert sum(isinstance(e, StepEvent) for e in events) == 4
     assert all(np.isfinite(e.train_loss) for e in events if isinstance(e, EpochEvent))
     assert isinstance(events[-1], FinishedEvent)
@@ -64,7 +66,7 @@ def test_pretraining_runs_through_the_loop_and_writes_a_backbone_package(pretrai
                                                                                backbone.state)
     assert backbone.stats.mean[0] == pytest.approx(1000, rel=0.02), "nodata (0) is left out of the statistics"
     trained = backbone.metadata["trained_on"]
-    assert trained["method"] == "simsiam" and trained["steps"] == 4 and trained["files"][0]["width"] == 96
+    assert trained["method"] == cfg.method and trained["steps"] == 4 and trained["files"][0]["width"] == 96
     assert backbone.licence == "CC-BY-4.0"
 
 
@@ -90,29 +92,48 @@ def test_mostly_nodata_crops_are_skipped(tmp_path):
     assert all((row + side - 80) / side >= 0.5 for _, _, _, row, _ in task.items)
 
 
-def test_pretraining_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("method", PRETRAIN_METHODS.names())
+def test_pretraining_resumes_exactly(tmp_path, method):
     image = _image(tmp_path / "scene.tif")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    straight = [e.train_loss for e in pretrain(_config(tmp_path / "a", [image])) if isinstance(e, EpochEvent)]
+    straight = [e.train_loss for e in pretrain(_config(tmp_path / "a", [image], method=method))
+                if isinstance(e, EpochEvent)]
     cancel = threading.Event()
-    for event in pretrain(_config(tmp_path / "b", [image]), cancel):
+    for event in pretrain(_config(tmp_path / "b", [image], method=method), cancel):
         if isinstance(event, CheckpointEvent) and event.kind == "last":
             cancel.set()
     assert isinstance(event, CancelledEvent)
     ckpt = str(checkpoint_path(tmp_path / "b" / "backbone.geofm"))
-    resumed = [e.train_loss for e in pretrain(_config(tmp_path / "b", [image], resume=ckpt))
+    resumed = [e.train_loss for e in pretrain(_config(tmp_path / "b", [image], resume=ckpt, method=method))
                if isinstance(e, EpochEvent)]
     assert resumed == pytest.approx(straight[1:], rel=1e-5)
 
 
 def test_two_dates_as_positive_pairs_need_a_second_image_on_the_grid(tmp_path):
     with pytest.raises(ConfigError, match="at least two images"):
-        list(pretrain(_config(tmp_path, [_image(tmp_path / "a.tif")], temporal_pairs=True)))
+        list(pretrain(_config(tmp_path, [_image(tmp_path / "a.tif")], temporal_pairs=True, method="simsiam")))
     a, b = _image(tmp_path / "a.tif"), _image(tmp_path / "b.tif", seed=1)
-    events = list(pretrain(_config(tmp_path, [a, b], temporal_pairs=True, epochs=1)))
+    events = list(pretrain(_config(tmp_path, [a, b], temporal_pairs=True, epochs=1, method="simsiam")))
     assert isinstance(events[-1], FinishedEvent) and "two dates" in next(
         e for e in events if isinstance(e, StartEvent)).message
+
+
+def test_two_dates_as_the_pair_ask_for_simsiam(tmp_path):
+    a, b = _image(tmp_path / "a.tif"), _image(tmp_path / "b.tif", seed=1)
+    with pytest.raises(ConfigError, match="SimSiam setting") as err:
+        list(pretrain(_config(tmp_path, [a, b], temporal_pairs=True, method="masked")))
+    assert "--method simsiam" in err.value.fix
+
+
+def test_settings_stored_before_methods_existed_resume_as_simsiam():
+    stored = {**_config_dict(), "schema_version": 1}
+    del stored["method"]
+    assert PretrainConfig.from_dict(stored).method == "simsiam"
+
+
+def _config_dict():
+    return {k: v for k, v in PretrainConfig(images=["a.tif"]).to_stored().items() if k != "schema_version"}
 
 
 def test_images_with_different_bands_are_refused(tmp_path):
@@ -175,7 +196,8 @@ def test_the_fine_tuned_package_records_the_backbone_and_its_licence(tmp_path, p
                       epochs=1, device="cpu", num_workers=0, decoder="simple", output=str(tmp_path / "m.geofm"))
     assert isinstance(list(train(cfg))[-1], FinishedEvent)
     record = load_package(cfg.output).metadata["pretrained"]
-    assert record["kind"] == "backbone" and record["licence"] == "CC-BY-4.0" and record["method"] == "simsiam"
+    assert record["kind"] == "backbone" and record["licence"] == "CC-BY-4.0"
+    assert record["method"] == pretrained[0].method
 
 
 def test_a_backbone_of_other_bands_is_refused_naming_both(tmp_path, pretrained):

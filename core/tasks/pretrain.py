@@ -1,18 +1,13 @@
 """Self-supervised pretraining: unlabelled rasters in, a backbone package (``.geofm``, ``kind: "backbone"``) out.
 
-Method: **SimSiam** (Chen & He, 2021): two augmented views of a crop go through the same encoder + projector; a
-small predictor on one side must match the other side's projection, whose gradient is stopped. Chosen because it
-fits a CPU and small scenes: no negatives (SimCLR / MoCo need large batches or a queue of thousands of keys to
-work), no momentum encoder (BYOL: a second network in memory and a schedule to tune), and it is stable with
-batches of 8–32. The projector is narrower than the paper's (512, not 2048) to keep steps cheap on a CPU.
+The objective is the configured method (``registries.PRETRAIN_METHODS``, one module each in :mod:`..selfsup`):
+masked reconstruction by default, SimSiam as the other choice (and the one for two dates as the pair).
 
 Data: random crops of the whole images (any band count and dtype). Each item is a *context* window 1.5× the crop
 side, drawn once in :meth:`PretrainTask.prepare` (seeded, so a resume sees the same windows) where at least half
-the pixels are valid; each view is a random sub-window of it (crop jitter and a small scale change), resized to the
-crop, then flipped / turned, with per-band brightness and contrast jitter and gaussian noise — all per band, no
-colour-space operation, so any number of bands works. Normalisation uses global per-band statistics streamed over
-the images (:mod:`..normalise`); nodata pixels are 0 after normalisation and stay 0 through the jitter. With
-``temporal_pairs`` the two views come from the same window of two different images on the same grid (two dates).
+the pixels are valid; the method cuts its views from it. Normalisation uses global per-band statistics streamed over
+the images (:mod:`..normalise`); nodata pixels are 0 after normalisation and carry a validity mask. With
+``temporal_pairs`` the item's second window is the same place in another image on the same grid (another date).
 """
 
 from __future__ import annotations
@@ -26,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rasterio.windows import Window
 from torch import nn
 from torch.utils.data import Dataset
@@ -37,15 +31,13 @@ from ..events import PREPARATION_PHASES, Event, ProgressEvent, WarningEvent
 from ..normalise import BandStats, StatsAccumulator, normalise
 from ..package import backbone_metadata, save_backbone_package
 from ..raster import open_raster, read_window
-from ..registries import BACKBONES
+from ..registries import PRETRAIN_METHODS
 from . import CancelFlag, Task
 
-METHOD = "simsiam"
 #: The context window drawn per item, as a multiple of the crop side (room for crop jitter and scale).
 CONTEXT = 1.5
 #: A crop is kept when at least this share of its pixels is valid.
 MIN_VALID = 0.5
-PROJECTION, BOTTLENECK = 512, 128
 _, _, CHOOSING, STATISTICS = PREPARATION_PHASES
 STATS_BLOCK = 512
 
@@ -61,11 +53,12 @@ class ImageFacts:
 
 
 class PretrainTask(Task):
-    """SimSiam on random crops of unlabelled rasters; every epoch is kept (the last one is the backbone)."""
+    """A self-supervised method on random crops of unlabelled rasters; every epoch is kept (the last one is the
+    backbone)."""
 
     name = "pretrain"
-    # No validation and no metric: a contrastive loss going down says little about the features (a collapsed
-    # encoder scores best), so the fixed schedule's last epoch is kept. "last epoch" is no metric key on purpose.
+    # No validation and no metric: a self-supervised loss going down says little about the features (SimSiam's is
+    # lowest for a collapsed encoder), so the fixed schedule's last epoch is kept. "last epoch" is no metric key on purpose.
     monitor = "last epoch"
     mode = "max"
     nonfinite_causes = ("a band with extreme or unmasked nodata values (check the images' nodata value)")
@@ -113,10 +106,10 @@ class PretrainTask(Task):
         while self.notes:
             yield WarningEvent(self.notes.pop(0))
         names = self.images[0].names
-        self.summary = (f"SimSiam pretraining of a {cfg.backbone} on {len(self.images)} image(s), "
-                        f"{self.images[0].count} band(s){' (' + ', '.join(names) + ')' if names else ''}: "
-                        f"{len(self.items)} crops of {cfg.crop_size} px per epoch"
-                        f"{', two dates per pair' if cfg.temporal_pairs else ''}.")
+        self.summary = (f"{PRETRAIN_METHODS.get(cfg.method).label} pretraining of a {cfg.backbone} on "
+                        f"{len(self.images)} image(s), {self.images[0].count} band(s)"
+                        f"{' (' + ', '.join(names) + ')' if names else ''}: {len(self.items)} crops of "
+                        f"{cfg.crop_size} px per epoch{', two dates per pair' if cfg.temporal_pairs else ''}.")
 
     def _choose_crops(self, cancel: CancelFlag | None):
         """``steps_per_epoch × batch_size`` context windows, mostly valid, drawn with the run's seed."""
@@ -158,14 +151,11 @@ class PretrainTask(Task):
 
     # -- model and loss -----------------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return SimSiam(self.config.backbone, self.images[0].count)
+        return PRETRAIN_METHODS.load(self.config.method)(self.config.backbone, self.images[0].count)
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x1, v1, x2, v2 = batch
-        crop = self.config.crop_size
-        a, b = augment_view(x1, v1, crop, rng), augment_view(x2, v2, crop, rng)
-        (z1, p1), (z2, p2) = model(a), model(b)
-        return 0.5 * (_negative_cosine(p1, z2) + _negative_cosine(p2, z1))
+        return model(x1, v1, x2, v2, self.config.crop_size, rng)
 
     # -- outputs and identity -----------------------------------------------------------------------------------
     def save_best(self, path: str, model: nn.Module, epoch: int, metrics: dict[str, Any],
@@ -173,7 +163,7 @@ class PretrainTask(Task):
         model = getattr(model, "module", model)
         cfg, first = self.config, self.images[0]
         trained_on = {
-            "method": METHOD,
+            "method": cfg.method,
             "files": [{"path": os.path.abspath(f.path), "name": Path(f.path).name, "width": f.width,
                        "height": f.height} for f in self.images],
             "epochs": epoch, "steps_per_epoch": cfg.steps_per_epoch, "steps": epoch * cfg.steps_per_epoch,
@@ -199,6 +189,7 @@ def pretrain_fingerprint(config: PretrainConfig) -> dict[str, Any]:
     """What defines a pretraining run: the images, the crops drawn from them and the model's shape."""
     return {
         "images": [os.path.abspath(p) for p in config.images],
+        "method": config.method,
         "backbone": config.backbone,
         "crop_size": config.crop_size,
         "steps_per_epoch": config.steps_per_epoch,
@@ -270,70 +261,6 @@ class CropDataset(Dataset):
 
     def __getstate__(self):  # open files do not travel to loader workers
         return {**self.__dict__, "_handles": {}}
-
-
-# -- augmentation --------------------------------------------------------------------------------------------------
-def augment_view(x: torch.Tensor, valid: torch.Tensor, crop: int, rng: torch.Generator) -> torch.Tensor:
-    """One augmented view per sample of ``x`` [B,C,S,S] (normalised; ``valid`` [B,S,S]): a random sub-window
-    (side crop..S) resized to ``crop``, a flip and quarter turn, per-band brightness (±0.2 σ) and contrast
-    (×0.8–1.2) jitter, gaussian noise (0.05 σ); invalid pixels stay 0. Every draw comes from ``rng``."""
-    b, c, s, _ = x.shape
-    xs, masks = [], []
-    for k in range(b):
-        side = int(torch.randint(min(crop, s), s + 1, (1,), generator=rng))
-        r, q = (int(torch.randint(s - side + 1, (1,), generator=rng)) for _ in range(2))
-        xv = x[k:k + 1, :, r:r + side, q:q + side]
-        vv = valid[k:k + 1, None, r:r + side, q:q + side]
-        if side != crop:
-            xv = F.interpolate(xv, size=(crop, crop), mode="bilinear", align_corners=False)
-            vv = F.interpolate(vv, size=(crop, crop), mode="nearest")
-        turns, flip = int(torch.randint(4, (1,), generator=rng)), bool(torch.randint(2, (1,), generator=rng))
-        xv, vv = torch.rot90(xv, turns, (2, 3)), torch.rot90(vv, turns, (2, 3))
-        if flip:
-            xv, vv = xv.flip(3), vv.flip(3)
-        xs.append(xv)
-        masks.append(vv)
-    x, mask = torch.cat(xs), torch.cat(masks)
-    device = x.device
-    contrast = (0.8 + 0.4 * torch.rand(b, c, 1, 1, generator=rng)).to(device)
-    brightness = (0.2 * torch.randn(b, c, 1, 1, generator=rng)).to(device)
-    noise = (0.05 * torch.randn(x.shape, generator=rng)).to(device)
-    return (x * contrast + brightness + noise) * mask
-
-
-# -- model ---------------------------------------------------------------------------------------------------------
-class SimSiam(nn.Module):
-    """A registered backbone (N-band first conv, no classifier) + projector + predictor. ``architecture`` says
-    what it is; :meth:`backbone_state` is the part a segmentation model starts from."""
-
-    def __init__(self, backbone: str, in_channels: int):
-        super().__init__()
-        net = BACKBONES.load(backbone).build()
-        conv = net.conv1
-        net.conv1 = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-        width = net.fc.in_features
-        net.fc = nn.Identity()
-        self.encoder = net
-        self.projector = nn.Sequential(
-            nn.Linear(width, PROJECTION, bias=False), nn.BatchNorm1d(PROJECTION), nn.ReLU(inplace=True),
-            nn.Linear(PROJECTION, PROJECTION, bias=False), nn.BatchNorm1d(PROJECTION, affine=False))
-        self.predictor = nn.Sequential(
-            nn.Linear(PROJECTION, BOTTLENECK, bias=False), nn.BatchNorm1d(BOTTLENECK), nn.ReLU(inplace=True),
-            nn.Linear(BOTTLENECK, PROJECTION))
-        self.architecture = {"backbone": backbone, "in_channels": in_channels, "method": METHOD}
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.projector(self.encoder(x))
-        return z, self.predictor(z)
-
-    def backbone_state(self) -> dict[str, torch.Tensor]:
-        """The encoder's weights under torchvision's names (``conv1.weight`` … ``layer4.*``), no ``fc``."""
-        return {k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
-
-
-def _negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return -F.cosine_similarity(p.float(), z.detach().float(), dim=-1).mean()
 
 
 def epochs_for_minutes(minutes: float, seconds_per_step: float, steps_per_epoch: int) -> int:
