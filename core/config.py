@@ -270,9 +270,9 @@ class PretrainConfig:
         help="AdamW's pull of the weights toward zero.",
         cli=True, dialog=True, processing=True, saved=True)
     temporal_pairs: bool = setting(
-        False, kind="bool", label="Two dates as the positive pair", advanced=True,
+        False, kind="bool", label="Two dates as the positive pair (SimSiam)", advanced=True,
         help="With several images on the same grid, the two views of a crop come from two different images "
-             "(dates) of the same place.",
+             "(dates) of the same place; a SimSiam setting.",
         cli=True, dialog=True, processing=True, saved=True)
     seed: int = setting(
         0, kind="int", label="Random seed", minimum=0, maximum=2**31 - 1, advanced=True,

@@ -141,3 +141,20 @@ def test_model_info_says_a_backbone_is_a_backbone(plugin, tmp_path):
     assert "Pretrained backbone" in text and "3 " not in text.split("Bands:")[0] and "CC0-1.0" in text
     assert not dialog.export_button.isEnabled()
     dialog.close()
+
+
+def test_dialog_says_two_dates_need_simsiam(plugin, tmp_path):
+    from geofm.geofm_qgis.setting_widgets import set_value
+
+    _add(_raster(tmp_path / "a.tif"), "a")
+    _add(_raster(tmp_path / "b.tif", 1), "b")
+    dialog = plugin.open_pretrain()
+    for i in range(2):
+        dialog.layer_list.item(i).setCheckState(Qt.CheckState.Checked)
+    _tiny(dialog, tmp_path)
+    set_value(dialog.settings["temporal_pairs"], dialog.widgets["temporal_pairs"], True)
+    with pytest.raises(InputProblem, match="SimSiam setting"):
+        dialog.config()
+    set_value(dialog.settings["method"], dialog.widgets["method"], "simsiam")
+    assert dialog.config().temporal_pairs and dialog.config().method == "simsiam"
+    dialog.close()
