@@ -63,14 +63,14 @@ def build_model(
         pretrained = None
     state = pretrained.state if pretrained is not None else None
     if pretrained is not None and pretrained.native:
-        net.conv1 = _conv_like(net.conv1, in_channels, state["conv1.weight"])
+        net.conv1 = conv_like(net.conv1, in_channels, state["conv1.weight"])
         net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
     elif state is not None:
         net.load_state_dict(state, strict=False)  # only fc.* is missing: weights.py checked the rest
         if in_channels != 3 or rgb != (0, 1, 2):
-            net.conv1 = _conv_like(net.conv1, in_channels, adapt_first_conv(net.conv1.weight.data, in_channels, rgb))
+            net.conv1 = conv_like(net.conv1, in_channels, adapt_first_conv(net.conv1.weight.data, in_channels, rgb))
     elif in_channels != 3:
-        net.conv1 = _conv_like(net.conv1, in_channels)
+        net.conv1 = conv_like(net.conv1, in_channels)
     body = IntermediateLayerGetter(net, return_layers={_STAGE_LAYERS[name]: name for name in decoder_class.uses})
     head = decoder_class(_probe(body, in_channels), in_channels, num_classes)
     architecture = {
@@ -152,7 +152,7 @@ class SegmentationModel(nn.Module):
         return self
 
 
-def _conv_like(conv: nn.Conv2d, in_channels: int, weight: torch.Tensor | None = None) -> nn.Conv2d:
+def conv_like(conv: nn.Conv2d, in_channels: int, weight: torch.Tensor | None = None) -> nn.Conv2d:
     """A copy of ``conv`` taking ``in_channels`` bands: given ``weight``, or initialised as torchvision does."""
     new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
     if weight is None:

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """``module``'s weights and buffers, detached, on the CPU (what a backbone package stores)."""
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def random_views(x: torch.Tensor, valid: torch.Tensor, crop: int, rng: torch.Generator, rescale: bool = True

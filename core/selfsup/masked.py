@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import build_model
-from . import random_views
+from . import cpu_state, random_views
 
 #: Side of the hidden patches (px) and the share of patches hidden.
 PATCH, HIDDEN = 8, 0.5
@@ -40,4 +40,4 @@ class MaskedReconstruction(nn.Module):
         return (error * scored).sum() / (scored.sum() * x.shape[1]).clamp(min=1)
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.net.backbone.state_dict().items()}
+        return cpu_state(self.net.backbone)

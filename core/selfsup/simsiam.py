@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model import conv_like
 from ..registries import BACKBONES
-from . import random_views
+from . import cpu_state, random_views
 
 PROJECTION, BOTTLENECK = 512, 128
 
@@ -37,9 +38,7 @@ class SimSiam(nn.Module):
     def __init__(self, backbone: str, in_channels: int):
         super().__init__()
         net = BACKBONES.load(backbone).build()
-        conv = net.conv1
-        net.conv1 = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        net.conv1 = conv_like(net.conv1, in_channels)
         width = net.fc.in_features
         net.fc = nn.Identity()
         self.encoder = net
@@ -60,7 +59,7 @@ class SimSiam(nn.Module):
         return z, self.predictor(z)
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.encoder.state_dict().items()}
+        return cpu_state(self.encoder)
 
 
 def _negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
