@@ -310,9 +310,9 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
     results = {u.key: store.result(u) for u in store.units}
     done = [r for r in results.values() if r]
     dates = sorted({r["date"] for r in done})
-    when = f"{dates[0]} to {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "not yet")
+    when = f"{dates[0]} to {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "(none yet)")
     lines = ["## Pretraining on the scene itself (`benchmarks/bench_pretrain.py`)", "",
-             f"Run {when} on {platform.machine()}, {os.cpu_count()} CPU cores (units with 1 or 2 torch threads); "
+             f"Units run {when} on {platform.machine()}, {os.cpu_count()} CPU cores (units with 1 or 2 torch threads); "
              f"seeds {', '.join(map(str, settings['seeds']))}. Scenes and test blocks as bench_quality. Pretrained: "
              f"{_method_label(settings['method'])} on the whole image for {settings['pretrain_epochs']} epochs of "
              "the shipped steps, then the shipped training defaults from the backbone; scratch: the shipped defaults "
