@@ -38,8 +38,8 @@ bench: setup  ## Speed and memory benchmarks; results go to benchmarks/RESULTS.m
 bench-quality: setup  ## geofm's defaults against a random forest on every real scene of ../shared/data, 3 seeds (CPU: hours)
 	$(PY) benchmarks/bench_quality.py
 
-bench-pretrain: setup  ## Pretrained on the scene vs from scratch (all and 25 % of the labels), every scene, 3 seeds, and pretraining time for 1000 × 1000 px on 2 cores (CPU: hours)
-	$(PY) benchmarks/bench_pretrain.py
+bench-pretrain: setup  ## Pretrained on the scene vs from scratch (all and 25 % of the labels), every scene, 3 seeds, and pretraining time for 1000 × 1000 px on 2 cores (CPU: about 8 hours; stop and rerun to go on; WORKERS=2 runs two units at a time)
+	$(PY) benchmarks/bench_pretrain.py --workers $(or $(WORKERS),1)
 
 gpu-check: setup  ## Mixed-precision training throughput on a GPU (says so and exits 0 without one)
 	$(PY) benchmarks/gpu_check.py
