@@ -7,7 +7,8 @@ Per scene and seed (0, 1, 2 by default):
 1. pretrain a backbone on the scene's **whole image** (unlabelled; the test area's pixels are input, never its
    labels) with the shipped defaults for :data:`PRETRAIN_EPOCHS` epochs (about 15 minutes on 2 CPU cores);
    entries that share an image (NC dense, polygons and points) share its backbone;
-2. fine-tune from it with the shipped training defaults (``weights=backbone.geofm``);
+2. fine-tune from it with the shipped training defaults (``weights=backbone.geofm``), and again with the decoder
+   started from the pretrained one too (``pretrained_decoder=True``; masked reconstruction trains an FPN decoder);
 3. train from scratch with the shipped defaults and ``weights=none`` (the same model, random weights);
 4. label efficiency: 2 and 3 again with 25 % of the training labels (whole cells of the training area, drawn with
    the seed, until a quarter of the training pixels is kept; the test blocks are unchanged);
@@ -68,9 +69,13 @@ TIMING_THREADS = 2
 #: Scenes of one sensor with the same bands, pretrained on together as well as alone. (Zion's and Peru's Landsat-8
 #: differ: 4 bands of DN against 6 of surface reflectance.)
 SENSOR_GROUPS = {"sentinel2": ("aberystwyth", "brandenburg")}
+ARM_LABELS = {"pretrained": "Pretrained (backbone)", "pretrained_decoder": "Pretrained (backbone and decoder)",
+              "pretrained_sensor": "Pretrained on the sensor's scenes"}
 STORE = HERE / "results" / "pretrain_runs"
 CACHE = Path.home() / ".cache" / "geofm-bench-pretrain"
-ARMS = ("pretrained", "scratch", "pretrained_sensor")
+#: How a fine-tuning starts: its TrainConfig settings.
+ARMS = {"scratch": {"weights": "none"}, "pretrained": {}, "pretrained_decoder": {"pretrained_decoder": True},
+        "pretrained_sensor": {}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +109,7 @@ def plan_units(specs: list[SceneSpec], seeds: list[int]) -> list[Unit]:
             units.append(Unit(seed, folder))
             for spec in (s for s in specs if s.folder == folder):
                 units += [Unit(seed, folder, spec.name, labels, arm) for labels in ("all", "25%")
-                          for arm in ("scratch", "pretrained")]
+                          for arm in ("scratch", "pretrained", "pretrained_decoder")]
     for seed in seeds:
         for group, members in SENSOR_GROUPS.items():
             if set(members) <= names:
@@ -133,12 +138,16 @@ def fewer_labels(split: Split, share: float, seed: int) -> Split:
 def run_pretrain(images: list[Path], seed: int, epochs: int, out: Path, method: str | None = None) -> dict[str, Any]:
     """Pretrain on ``images`` for ``epochs`` epochs with the shipped settings (the shipped method unless ``method``
     names another)."""
+    from geofm.core.checkpoint import checkpoint_path
     from geofm.core.config import PretrainConfig
     from geofm.core.events import EpochEvent
     from geofm.core.pretrain import pretrain
 
     config = PretrainConfig(images=[str(p) for p in images], seed=seed, output=str(out), epochs=epochs,
                             **({"method": method} if method else {}))
+    resumed = Path(checkpoint_path(str(out))).is_file()  # a run stopped part-way goes on (exactly) from it
+    if resumed:
+        config = dataclasses.replace(config, resume=checkpoint_path(str(out)))
     started, done = time.perf_counter(), 0
     try:
         for event in pretrain(config):
@@ -148,7 +157,7 @@ def run_pretrain(images: list[Path], seed: int, epochs: int, out: Path, method: 
                       flush=True)
     except Exception as err:  # noqa: BLE001 - a failing run is a result to report
         return {"error": f"{type(err).__name__}: {err}".splitlines()[0]}
-    return {"seconds": time.perf_counter() - started, "epochs": done, "path": str(out)}
+    return {"seconds": time.perf_counter() - started, "epochs": done, "path": str(out), "resumed": resumed}
 
 
 # -- units: what is done, what may run next ---------------------------------------------------------------------------
@@ -255,6 +264,11 @@ def _fine_tune(unit: Unit, store: Store, spec: SceneSpec, data: Path, args: argp
                scenes: dict[str, Any]) -> dict[str, Any]:
     if unit.backbone and "error" in store.result(next(u for u in store.units if u.key == unit.backbone)):
         return {"error": "pretraining failed"}
+    if ARMS[unit.arm].get("pretrained_decoder"):
+        from geofm.core.package import read_package_metadata
+
+        if not read_package_metadata(store.backbone_path(unit.backbone)).get("decoder"):
+            return {"error": "the backbone package carries no decoder (pretrained before packages kept it)"}
     if spec.name not in scenes:
         scene = load_scene(spec, data)
         scenes[spec.name] = (scene, split_scene(scene))
@@ -262,8 +276,8 @@ def _fine_tune(unit: Unit, store: Store, spec: SceneSpec, data: Path, args: argp
     scene, split = scenes[spec.name]
     if unit.labels != "all":
         split = fewer_labels(split, LABEL_SHARE, unit.seed)
-    weights = str(store.backbone_path(unit.backbone)) if unit.backbone else "none"
-    overrides = {"weights": weights, **({"epochs": args.epochs} if args.epochs else {})}
+    weights = {"weights": str(store.backbone_path(unit.backbone))} if unit.backbone else {}
+    overrides = {**weights, **ARMS[unit.arm], **({"epochs": args.epochs} if args.epochs else {})}
     with tempfile.TemporaryDirectory(prefix=f"bench-pretrain-{unit.key}-") as tmp:
         write_training_labels(scene, split, Path(tmp) / "train_labels.tif")
         result = run_geofm(scene, split, unit.seed, overrides, args.max_minutes, Path(tmp))
@@ -329,28 +343,31 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
                   "rests on.", ""]
     lines += ["| scene | labels | seeds | pretrained mIoU | scratch mIoU | Δ mIoU (points) | reaches scratch with all "
               "labels |", "|---|---|---|---|---|---|---|"]
-    gains, efficient = [], []
+    gains: dict[str, list[float]] = {}
+    efficient: dict[str, list[bool]] = {}
     for scene in dict.fromkeys(u.scene for u in store.units if u.scene):
-        for arm in ("pretrained", "pretrained_sensor"):
+        for arm in ("pretrained", "pretrained_decoder", "pretrained_sensor"):
             for labels in ("all", "25%"):
                 row = _row(store, results, scene, labels, arm)
                 if row is None:
                     continue
                 lines.append(row["line"])
-                if arm == "pretrained" and labels == "all" and row["delta"] is not None:
-                    gains.append(row["delta"])
-                if arm == "pretrained" and labels == "25%" and row["reaches"] is not None:
-                    efficient.append(row["reaches"])
-    if gains:
-        lines += ["", f"Pretrained − scratch with all labels, averaged over {len(gains)} entries: "
-                      f"**{np.mean(gains) * 100:+.1f}** points (goal: +3.0). With {LABEL_SHARE:.0%} of the labels the "
-                      f"pretrained model reaches scratch with all of them on **{sum(efficient)} of {len(efficient)}** "
-                      "entries (goal: at least half)."]
+                if labels == "all" and row["delta"] is not None:
+                    gains.setdefault(arm, []).append(row["delta"])
+                if labels == "25%" and row["reaches"] is not None:
+                    efficient.setdefault(arm, []).append(row["reaches"])
+    for arm, deltas in gains.items():
+        reached = efficient.get(arm, [])
+        lines += ["", f"{ARM_LABELS[arm]} − scratch with all labels, averaged over {len(deltas)} entries: "
+                      f"**{np.mean(deltas) * 100:+.1f}** points (goal: +3.0). With {LABEL_SHARE:.0%} of the labels it "
+                      f"reaches scratch with all of them on **{sum(reached)} of {len(reached)}** entries (goal: at "
+                      "least half)."]
     minutes = {}
     for u in store.units:
         r = results[u.key]
         if u.scene is None and r and "seconds" in r:
-            minutes.setdefault(u.group, []).append(f"{r['seconds'] / 60:.1f} ({r['threads']} thr.)")
+            minutes.setdefault(u.group, []).append(f"{r['seconds'] / 60:.1f} ({r['threads']} thr."
+                                                  f"{', resumed' if r.get('resumed') else ''})")
     if minutes:
         lines += ["", "Pretraining minutes per seed: " + "; ".join(f"{g} {', '.join(m)}" for g, m in minutes.items())
                   + "."]
@@ -381,7 +398,8 @@ def _row(store: Store, results: dict[str, Any], scene: str, labels: str, arm: st
     if labels != "all" and a["ok"]:
         target = [r["miou"] for r in full.values() if "miou" in r]
         reaches = bool(target) and bool(np.mean(a["miou"]) >= np.mean(target))
-    label = labels if arm == "pretrained" else f"{labels}, backbone of {'+'.join(_group_of(scene))}"
+    label = {"pretrained": labels, "pretrained_decoder": f"{labels}, decoder too",
+             "pretrained_sensor": f"{labels}, backbone of {'+'.join(_group_of(scene))}"}[arm]
     seeds = ",".join(str(s) for s in sorted(mine)) or "–"
     line = (f"| {scene} | {label} | {seeds} | {_shown(a)} | {_shown(b)} | "
             f"{'' if delta is None else f'{delta * 100:+.1f}'} | {'' if reaches is None else ('yes' if reaches else 'no')} |")

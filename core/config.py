@@ -78,6 +78,11 @@ class TrainConfig:
         help="Add class scores from each pixel's own band values (a small per-pixel network) to the map's: keeps "
              "spectral detail when labels are a few small polygons or points.",
         cli=True, dialog=True, processing=True, saved=True)
+    pretrained_decoder: bool = setting(
+        False, kind="bool", label="Decoder from the backbone package", advanced=True,
+        help="When the weights are a backbone package from masked reconstruction, start the FPN decoder from its "
+             "pretrained decoder too (all but the classifier), not only the backbone.",
+        cli=True, dialog=True, processing=True, saved=True)
     tile_size: int = setting(
         128, kind="int", label="Tile size", unit="px", minimum=32, maximum=2048, flags=("--tile", "--tile-size"),
         help="Side of the square windows the model learns from; larger tiles see more context.",

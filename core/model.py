@@ -12,7 +12,7 @@ from torchvision.models._utils import IntermediateLayerGetter
 
 from .errors import ConfigError
 from .registries import BACKBONES, DECODERS
-from .weights import WeightsUnavailable, load_pretrained
+from .weights import Pretrained, WeightsUnavailable, load_pretrained
 
 #: Backbone stage names a decoder may use -> the torchvision ResNet child that yields it.
 _STAGE_LAYERS = {"stem": "relu", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3", "layer4": "layer4"}
@@ -29,6 +29,7 @@ def build_model(
     band_names: list[str] | None = None,
     band_map: str | None = None,
     spectral_branch: bool = False,
+    pretrained_decoder: bool = False,
 ) -> SegmentationModel:
     """A segmentation network: float [B, in_channels, H, W] -> logits [B, num_classes, H, W].
 
@@ -44,7 +45,9 @@ def build_model(
     used as it is, without RGB adaptation; published weights (:mod:`.published_weights`) get one built from the
     kernels of the bands ``band_names`` (or ``band_map``, weights band names) place the image's bands on.
     ``spectral_branch`` adds :class:`SpectralBranch`: per-pixel class scores from the band values alone, added to
-    the decoder's. Rebuild a model from its description with ``build_model(**model.architecture, weights='none')``.
+    the decoder's. With ``pretrained_decoder`` the decoder too starts from the backbone package's, when it carries
+    one of this kind (all but the classifier; otherwise a note says it starts from random weights). Rebuild a model
+    from its description with ``build_model(**model.architecture, weights='none')``.
     """
     decoder_class = DECODERS.load(decoder)
     if in_channels < 1 or num_classes < 1:
@@ -73,6 +76,8 @@ def build_model(
         net.conv1 = conv_like(net.conv1, in_channels)
     body = IntermediateLayerGetter(net, return_layers={_STAGE_LAYERS[name]: name for name in decoder_class.uses})
     head = decoder_class(_probe(body, in_channels), in_channels, num_classes)
+    if pretrained_decoder:
+        _load_decoder(head, decoder, pretrained, notes)
     architecture = {
         "backbone": backbone,
         "decoder": decoder,
@@ -150,6 +155,26 @@ class SegmentationModel(nn.Module):
         if self.backbone_frozen:
             self.backbone.eval()
         return self
+
+
+def _load_decoder(head: nn.Module, decoder: str, pretrained: Pretrained | None, notes: list[str] | None) -> None:
+    """Start ``head`` from the pretrained decoder when there is one of the same kind; a note when there is not."""
+    name, state = pretrained.decoder if pretrained is not None and pretrained.decoder else (None, {})
+    if name != decoder:
+        if notes is not None:
+            had = f"a {name} decoder" if name else "no decoder"
+            notes.append(f"the pretrained weights carry {had}, so the {decoder} decoder starts from random weights")
+        return
+    missing, unexpected = head.load_state_dict(state, strict=False)
+    if unexpected or any(not _is_output(head, k) for k in missing):
+        raise ConfigError(f"the pretrained {name} decoder does not fit this model (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]})", fix="pretrain the backbone again with this geofm")
+
+
+def _is_output(head: nn.Module, key: str) -> bool:
+    """True for the weights of the decoder's last layer (the classifier, which pretraining does not provide)."""
+    last = [name for name, module in head.named_modules() if isinstance(module, nn.Conv2d)][-1]
+    return key.startswith(last + ".")
 
 
 def conv_like(conv: nn.Conv2d, in_channels: int, weight: torch.Tensor | None = None) -> nn.Conv2d:

@@ -16,7 +16,7 @@ import pickle
 import platform
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,12 @@ class BackbonePackage:
     stats: BandStats | None
     licence: str
     path: str = ""
+    decoder: str | None = None  # the pretrained decoder's name, when the package carries one
+    decoder_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+#: Prefix of a pretrained decoder's weights among a backbone package's.
+DECODER_PREFIX = "decoder."
 
 
 def backbone_metadata(*, backbone: str, band_count: int, band_names: list[str] | None, stats: BandStats | None,
@@ -186,13 +192,18 @@ def backbone_metadata(*, backbone: str, band_count: int, band_names: list[str] |
     }
 
 
-def save_backbone_package(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
-    """Write a backbone package (the same zip layout as a model package) atomically."""
+def save_backbone_package(path: str | os.PathLike, state: dict[str, torch.Tensor], metadata: dict[str, Any],
+                          decoder: tuple[str, dict[str, torch.Tensor]] | None = None) -> None:
+    """Write a backbone package (the same zip layout as a model package) atomically; ``decoder`` (name, weights)
+    adds a pretrained decoder."""
     conv = state.get("conv1.weight")
     if conv is None or conv.shape[1] != metadata["bands"]["count"]:
         raise PackageError("the backbone's first convolution does not match its band count", path=path,
                            fix="build the metadata from the bands the backbone was trained on")
     full = {"format_version": FORMAT_VERSION, **metadata, "versions": versions()}
+    if decoder is not None:
+        full["decoder"] = decoder[0]
+        state = {**state, **{DECODER_PREFIX + k: v for k, v in decoder[1].items()}}
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buffer)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zf:
@@ -216,13 +227,15 @@ def load_backbone_package(path: str | os.PathLike) -> BackbonePackage:
     if metadata.get("kind") != BACKBONE:
         raise PackageError("this package is a segmentation model, not a pretrained backbone", path=path,
                            fix="pass a backbone package written by geofm pretrain")
+    decoder = {k[len(DECODER_PREFIX):]: v for k, v in state.items() if k.startswith(DECODER_PREFIX)}
     try:
         stats = metadata["normalisation"]["stats"]
         return BackbonePackage(
-            state=state, metadata=metadata, backbone=str(metadata["backbone"]),
-            in_channels=int(metadata["bands"]["count"]), band_names=metadata["bands"].get("names"),
-            stats=BandStats.from_dict(stats) if stats else None, licence=str(metadata.get("licence") or ""),
-            path=str(path))
+            state={k: v for k, v in state.items() if not k.startswith(DECODER_PREFIX)}, metadata=metadata,
+            backbone=str(metadata["backbone"]), in_channels=int(metadata["bands"]["count"]),
+            band_names=metadata["bands"].get("names"), stats=BandStats.from_dict(stats) if stats else None,
+            licence=str(metadata.get("licence") or ""), path=str(path),
+            decoder=str(metadata["decoder"]) if decoder and metadata.get("decoder") else None, decoder_state=decoder)
     except (KeyError, TypeError, ValueError) as err:
         raise PackageError(f"the backbone package's metadata is incomplete ({type(err).__name__}: {err})",
                            path=path, fix="pretrain the backbone again") from err

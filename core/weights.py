@@ -28,12 +28,14 @@ CONNECT_TIMEOUT_S = 10.0
 class Pretrained:
     """Weights to start a backbone from. ``native``: the first conv already takes the image's bands, in the image's
     order (no RGB adaptation); ``stats``: the normalisation the weights expect (None: the image's own);
-    ``record``: what the model package says about where the weights came from (name, licence)."""
+    ``record``: what the model package says about where the weights came from (name, licence); ``decoder``: a
+    pretrained decoder's name and weights (a backbone package of masked reconstruction), else None."""
 
     state: StateDict
     native: bool = False
     stats: BandStats | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    decoder: tuple[str, StateDict] | None = None
 
 
 def load_pretrained(backbone: str, weights: str | os.PathLike, in_channels: int,
@@ -48,7 +50,8 @@ def load_pretrained(backbone: str, weights: str | os.PathLike, in_channels: int,
     """
     if str(weights) not in ("none", "imagenet") and _is_backbone_package(weights):
         package = load_backbone_for(backbone, weights, in_channels, band_names)
-        return Pretrained(package.state, native=True, stats=package.stats, record=backbone_record(package))
+        return Pretrained(package.state, native=True, stats=package.stats, record=backbone_record(package),
+                          decoder=(package.decoder, package.decoder_state) if package.decoder else None)
     entry = published_entry(weights)
     if entry is not None:
         return load_published(entry, backbone, weights, in_channels, band_names, band_map)

@@ -187,6 +187,40 @@ def test_finetuning_starts_from_the_backbone_first_conv(tmp_path, pretrained):
     assert task.data.stats.mean == backbone.stats.mean, "the run normalises with the backbone's statistics"
 
 
+def test_finetuning_can_start_the_decoder_from_masked_reconstructions(tmp_path, pretrained):
+    """Masked reconstruction keeps its FPN decoder (less the per-band output); a run asking for it starts its decoder
+    from it, and the classifier stays new. SimSiam has none: the run says the decoder starts from random weights."""
+    from geofm.core.config import TrainConfig
+    from geofm.core.tasks.segmentation import SegmentationTask
+
+    image, labels = separable_scene(tmp_path, size=96, bands=4)
+    cfg, _ = pretrained
+    package = load_backbone_package(cfg.output)
+
+    def model(pretrained_decoder):
+        task = SegmentationTask(TrainConfig(images=[str(image)], labels=[str(labels)], weights=cfg.output,
+                                            tile_size=32, epochs=1, device="cpu", num_workers=0, seed=1,
+                                            output=str(tmp_path / "m.geofm"), pretrained_decoder=pretrained_decoder))
+        list(task.prepare(None))
+        torch.manual_seed(0)  # as the loop seeds before it builds
+        return task.build_model(), task.notes, task.data.classes.num_classes
+
+    started, notes, classes = model(True)
+    fresh, _, _ = model(False)
+    inner = "fpn.inner_blocks.0.0.weight"
+    if cfg.method == "masked":
+        assert package.decoder == "fpn" and inner in package.decoder_state
+        assert not any(k.startswith("decoder.") for k in package.state), "the backbone's weights stay apart"
+        assert torch.equal(started.decoder.state_dict()[inner], package.decoder_state[inner])
+        assert not torch.equal(fresh.decoder.state_dict()[inner], package.decoder_state[inner])
+        assert started.decoder.head[1].out_channels == classes != 4, "the classifier is the run's own, not per band"
+        assert not any("decoder" in n for n in notes)
+    else:
+        assert package.decoder is None
+        assert any("carry no decoder, so the fpn decoder starts from random weights" in n for n in notes)
+        assert torch.equal(started.decoder.state_dict()[inner], fresh.decoder.state_dict()[inner])
+
+
 def test_the_fine_tuned_package_records_the_backbone_and_its_licence(tmp_path, pretrained):
     from geofm.core.config import TrainConfig
     from geofm.core.train import train

@@ -4,7 +4,9 @@
 A method is an ``nn.Module`` built as ``Method(backbone, in_channels)`` whose ``forward(x1, v1, x2, v2, crop, rng)``
 returns the loss of one batch (``x1``/``x2`` [B,C,S,S] normalised context windows, ``v1``/``v2`` [B,S,S] their
 validity; the two are the same window, or the same place on two dates), and whose ``backbone_state()`` is the part a
-segmentation model starts from, under torchvision's names (``conv1.weight`` … ``layer4.*``, no ``fc``). The loss is
+segmentation model starts from, under torchvision's names (``conv1.weight`` … ``layer4.*``, no ``fc``). A method
+that trains a segmentation decoder as well may also offer ``decoder_state()``: ``(decoder name, weights)`` without
+the final classifier, which fine-tuning can start its decoder from (``TrainConfig.pretrained_decoder``). The loss is
 computed in ``forward`` so that DDP sees every pass; every random draw comes from ``rng``.
 """
 

@@ -6,7 +6,8 @@ must carry what tells one place from its neighbours (texture, context, spectra),
 share. Half of the 8 × 8 px patches of each crop are hidden (set to the band means, 0 after normalisation); the loss
 is the mean squared error of the normalised band values over the hidden valid pixels (SimMIM, Xie et al. 2022, on
 a convolutional network). Views: a random crop of the context window, turned and flipped; no colour change, so the
-values to restore are the image's own. Only the backbone is kept; fine-tuning builds its own decoder.
+values to restore are the image's own. The backbone is kept, and the FPN decoder less its last 1 × 1 convolution
+(the per-band output), which fine-tuning may start its own FPN decoder from.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from . import cpu_state, random_views
 
 #: Side of the hidden patches (px) and the share of patches hidden.
 PATCH, HIDDEN = 8, 0.5
+#: The FPN decoder's output layer (its 1 × 1 classifier), which is not kept.
+FPN_OUTPUT = "head.1."
 
 
 class MaskedReconstruction(nn.Module):
@@ -41,3 +44,7 @@ class MaskedReconstruction(nn.Module):
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
         return cpu_state(self.net.backbone)
+
+    def decoder_state(self) -> tuple[str, dict[str, torch.Tensor]]:
+        """The FPN decoder without its output layer (its outputs are bands, not classes)."""
+        return "fpn", {k: v for k, v in cpu_state(self.net.decoder).items() if not k.startswith(FPN_OUTPUT)}

@@ -173,7 +173,8 @@ class PretrainTask(Task):
         meta = backbone_metadata(backbone=cfg.backbone, band_count=first.count, band_names=first.names,
                                  stats=self.stats, trained_on=trained_on, licence=cfg.licence,
                                  config=cfg.to_stored())
-        save_backbone_package(path, model.backbone_state(), meta)
+        decoder = model.decoder_state() if hasattr(model, "decoder_state") else None
+        save_backbone_package(path, model.backbone_state(), meta, decoder)
 
     def fingerprint(self) -> dict[str, Any]:
         return pretrain_fingerprint(self.config)

@@ -75,7 +75,7 @@ class SegmentationTask(Task):
         return build_model(cfg.backbone, cfg.decoder, data.in_channels, data.classes.num_classes, cfg.weights,
                            cfg.rgb_bands, notes=self.notes, band_names=data.band_names,
                            band_map=getattr(self, "band_map", None) or cfg.band_map,  # offline ImageNet: from scratch, with a note
-                           spectral_branch=cfg.spectral_branch)
+                           spectral_branch=cfg.spectral_branch, pretrained_decoder=cfg.pretrained_decoder)
 
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
