@@ -147,7 +147,7 @@ def run_pretrain(images: list[Path], seed: int, epochs: int, out: Path, method: 
                             **({"method": method} if method else {}))
     resumed = Path(checkpoint_path(str(out))).is_file()  # a run stopped part-way goes on (exactly) from it
     if resumed:
-        config = dataclasses.replace(config, resume=checkpoint_path(str(out)))
+        config = dataclasses.replace(config, resume=str(checkpoint_path(str(out))))
     started, done = time.perf_counter(), 0
     try:
         for event in pretrain(config):
