@@ -135,17 +135,18 @@ def fewer_labels(split: Split, share: float, seed: int) -> Split:
     return dataclasses.replace(split, train=kept)
 
 
-def run_pretrain(images: list[Path], seed: int, epochs: int, out: Path, method: str | None = None) -> dict[str, Any]:
+def run_pretrain(images: list[Path], seed: int, epochs: int, out: Path, method: str | None = None,
+                 **settings: Any) -> dict[str, Any]:
     """Pretrain on ``images`` for ``epochs`` epochs with the shipped settings (the shipped method unless ``method``
-    names another)."""
+    names another; other PretrainConfig ``settings`` for tests); a run stopped part-way goes on from its checkpoint."""
     from geofm.core.checkpoint import checkpoint_path
     from geofm.core.config import PretrainConfig
     from geofm.core.events import EpochEvent
     from geofm.core.pretrain import pretrain
 
     config = PretrainConfig(images=[str(p) for p in images], seed=seed, output=str(out), epochs=epochs,
-                            **({"method": method} if method else {}))
-    resumed = Path(checkpoint_path(str(out))).is_file()  # a run stopped part-way goes on (exactly) from it
+                            **({"method": method} if method else {}), **settings)
+    resumed = Path(checkpoint_path(str(out))).is_file()
     if resumed:
         config = dataclasses.replace(config, resume=str(checkpoint_path(str(out))))
     started, done = time.perf_counter(), 0

@@ -85,6 +85,22 @@ def test_a_dead_workers_unit_is_free_and_a_removed_backbone_is_remade(bench, tmp
     assert store.next_unit() == units[0]
 
 
+def test_a_stopped_pretraining_goes_on_from_its_checkpoint(bench, tmp_path):
+    import numpy as np
+
+    from rasters import write_raster
+
+    image = write_raster(tmp_path / "scene.tif", np.random.default_rng(0).normal(900, 90, (3, 64, 64)).astype("uint16"),
+                         nodata=0)
+    small = {"steps_per_epoch": 2, "batch_size": 2, "crop_size": 32, "device": "cpu", "num_workers": 0}
+    out = tmp_path / "backbone.geofm"
+    first = bench.run_pretrain([image], 0, 1, out, **small)
+    assert "error" not in first and not first["resumed"]
+    more = bench.run_pretrain([image], 0, 2, out, **small)
+    assert "error" not in more, more
+    assert more["resumed"] and more["epochs"] == 1, "only the epoch still to run is run"
+
+
 def test_a_store_refuses_other_settings(bench, tmp_path):
     bench._check_settings(tmp_path, {"seeds": [0], "method": "masked", "pretrain_epochs": 45})
     bench._check_settings(tmp_path, {"seeds": [0, 1, 2], "method": "masked", "pretrain_epochs": 45})
