@@ -139,10 +139,16 @@ class RunView(QWidget, EventHandler):
         self.steps_per_epoch = max(1, event.steps_per_epoch)
         self.total_epochs = max(1, event.total_epochs)
         self.val_tiles = event.val_tiles
-        self.status.setText(f"Training on {event.device}: {event.train_tiles} training tiles, "
-                            f"{event.val_tiles} validation tiles.")
-        if not event.val_tiles and self.kind == "training":  # the empty mIoU plot says why it stays empty
-            self.miou_axes.set_title("no labels held out: no validation score", fontsize="small", color="#666666")
+        if self.kind == "training":
+            self.status.setText(f"Training on {event.device}: {event.train_tiles:,} training tiles, "
+                                f"{event.val_tiles:,} validation tiles.")
+        else:
+            self.status.setText(f"{self.kind.capitalize()} on {event.device}: {event.train_tiles:,} windows to crop "
+                                "from.")
+        if not event.val_tiles:  # the empty mIoU plot says why it stays empty
+            why = ("no labels held out: no validation score" if self.kind == "training"
+                   else "self-supervised (no labels): no validation score")
+            self.miou_axes.set_title(why, fontsize="small", color="#666666")
             self._lines["val"].set_label("_nolegend_")  # no validation loss either
             self.loss_axes.legend(loc="upper right", fontsize="small")
             self._dirty = True

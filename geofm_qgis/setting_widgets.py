@@ -23,9 +23,11 @@ def widget_for(setting, value: Any) -> QWidget:
         scale = 100 if setting.percent else 1
         low, high = (setting.minimum or 0) * scale, (setting.maximum if setting.maximum is not None else 1e9) * scale
         decimals = 6 if 0 < (setting.minimum or 0) < 1e-3 else (0 if setting.percent or setting.unit == "%" else 4)
+        if setting.unit == "min":  # a time budget: "10.0 min", not "10.0000 min"; a minute per click
+            decimals = 1
         widget.setDecimals(decimals)
         widget.setRange(low, high)
-        widget.setSingleStep(5 if decimals == 0 else 10 ** -min(decimals, 3))
+        widget.setSingleStep(5 if decimals == 0 else 1 if setting.unit == "min" else 10 ** -min(decimals, 3))
         if setting.zero_means and setting.minimum == 0:
             widget.setSpecialValueText(setting.zero_means.capitalize())
     elif kind == "bool":

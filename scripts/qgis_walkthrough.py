@@ -160,6 +160,7 @@ class Walk:
         self.step: dict | None = None
         self.count = 0
         self.model = str(Path(settings["work"]) / "landcover.geofm")
+        self.backbone = str(Path(settings["work"]) / "my_backbone.geofm")
         self.busy = False
         self.waiting = None
         self.gen = self.scenario()
@@ -355,7 +356,10 @@ class Walk:
                  ("bad input: labels = the image", self.bad_labels_image),
                  ("bad input: class field fid", self.bad_fid),
                  ("bad input: not a model package", self.bad_package),
-                 ("bad input: output overwrites the input", self.bad_overwrite)]
+                 ("bad input: output overwrites the input", self.bad_overwrite),
+                 ("pretrain a backbone (dialog, time budget)", self.pretrain),
+                 ("train from My pretrained backbone", self.train_from_backbone),
+                 ("Processing: Pretrain dialog and a run", self.processing_pretrain)]
         for name, run in steps:
             self.step = {"name": name, "status": "started", "started_s": round(time.monotonic(), 1)}
             self.report["steps"].append(self.step)
@@ -661,6 +665,68 @@ class Walk:
     def bad_overwrite(self):
         message = yield from self.bad_predict_input("bad_output_overwrites_input", self.model, self.s["image"])
         return message
+
+    # -- pretraining ---------------------------------------------------------------------------------------------
+    def pretrain(self):
+        """Pretrain on the image layer for half a minute from the dialog, with the estimate asked for first."""
+        from qgis.PyQt.QtCore import Qt
+
+        self.close_docks()
+        dialog = yield from self.open_dialog("geofmPretrain", "Pretrain a backbone")
+        for i in range(dialog.layer_list.count()):
+            item = dialog.layer_list.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.text() == self.image.name() else Qt.CheckState.Unchecked)
+        dialog.widgets["minutes"].setValue(0.5)
+        dialog.output_widget.setFilePath(self.backbone)
+        self.button(dialog, "Estimate").click()
+        yield self.until(lambda: "per step" in dialog.estimate_label.text() or self.bar_text(dialog),
+                         "the estimate", 120)
+        estimate = dialog.estimate_label.text()
+        self.shot("pretrain_dialog", dialog)
+        before = len(self.runs())
+        self.button(dialog, "Pretrain").click()
+        yield self.pause(1)
+        if self.dialog("Pretrain a backbone") is not None:
+            raise Finding(f"the dialog stayed open: {self.bar_text(dialog)}")
+        yield self.until(lambda: len(self.runs()) > before, "the pretraining in the training dock", 60)
+        yield self.until(self.idle, "pretraining to finish", 600)
+        yield self.pause(1)
+        self.shot("pretraining_finished")
+        if not Path(self.backbone).is_file():
+            raise RuntimeError(f"no backbone at {self.backbone}: {self.main_bar_text()}")
+        return f"estimate: {estimate} — backbone written ({Path(self.backbone).stat().st_size // 1024} KiB)"
+
+    def train_from_backbone(self):
+        self.close_docks()
+        dialog = yield from self.open_dialog("geofmTrain", "Train a segmentation")
+        output = str(Path(self.s["work"]) / "from_backbone.geofm")
+        self.quick_config(dialog, output, epochs=1)
+        dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData("backbone"))
+        dialog.weights_file.setFilePath(self.backbone)
+        yield self.pause(1)
+        self.shot("train_from_my_backbone", dialog)
+        yield from self.click_train(dialog)
+        if self.dialog("Train a segmentation") is not None:
+            raise Finding(f"the dialog stayed open: {self.bar_text(dialog)}")
+        yield self.until(self.idle, "training from the backbone to finish", 600)
+        yield self.pause(1)
+        self.shot("trained_from_my_backbone")
+        if not Path(output).is_file():
+            raise RuntimeError(f"no model at {output}: {self.main_bar_text()}")
+        return f"model written from the backbone ({Path(output).stat().st_size // 1024} KiB)"
+
+    def processing_pretrain(self):
+        import processing
+
+        dialog = yield from self.processing_dialog("geofm:pretrain", "processing_pretrain_dialog")
+        dialog.close()
+        yield self.pause(0.5)
+        output = str(Path(self.s["work"]) / "processing_backbone.geofm")
+        processing.run("geofm:pretrain", {"IMAGES": [self.image], "EPOCHS": 1, "STEPS_PER_EPOCH": 2,
+                                          "OUTPUT": output})
+        if not Path(output).is_file():
+            raise RuntimeError(f"processing.run wrote no {output}")
+        return f"opened and closed without a crash; a 1-epoch run wrote {Path(output).name}"
 
 
 def drive() -> None:

@@ -45,6 +45,7 @@ def test_dialog_ticks_layers_and_every_dialog_setting_reaches_the_config(plugin,
     _add(_raster(tmp_path / "b.tif", 1), "b")
     dialog = plugin.open_pretrain()
     assert dialog.layer_list.count() == 2 and dialog.widgets["minutes"].value() == 10
+    assert dialog.widgets["minutes"].text() == "10.0 min", "a time budget reads as minutes, not 10.0000"
     dialog.layer_list.item(1).setCheckState(Qt.CheckState.Checked)
     _tiny(dialog, tmp_path)
     dialog.widgets["licence"].setText("CC-BY-4.0")
@@ -84,6 +85,9 @@ def test_pretraining_task_runs_with_the_live_panel(plugin, tmp_path):
     assert done == [True], task.error
     assert len(panel.epochs) == 2 and panel.steps and panel.progress.value() == 100
     assert "2 epoch(s) done" in panel.summary.text() and "bb.geofm" in panel.summary.text()
+    # its charts say why there is no validation score, rather than showing an empty plot and legend entry
+    assert "self-supervised" in panel.miou_axes.get_title()
+    assert "validation loss" not in [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
     # its end card offers what applies to a backbone: continuing it, not predicting nor a confusion matrix
     assert panel.predict_button.isHidden() and panel.matrix_button.isHidden()
     assert not panel.continue_row.isHidden() and panel.continue_button.isEnabled()
