@@ -245,7 +245,8 @@ def run_units(store: Store, specs: dict[str, SceneSpec], data: Path, args: argpa
             continue
         try:
             print(f"== {unit.key} ({torch.get_num_threads()} threads)", flush=True)
-            stamp = {"date": datetime.date.today().isoformat(), "threads": torch.get_num_threads()}
+            stamp = {"date": datetime.date.today().isoformat(), "threads": torch.get_num_threads(),
+                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
             if unit.scene is None:
                 members = SENSOR_GROUPS.get(unit.group) or [s for s in specs if specs[s].folder == unit.group][:1]
                 images = [data / specs[m].folder / specs[m].image for m in members]
@@ -327,7 +328,7 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
     dates = sorted({r["date"] for r in done})
     when = f"{dates[0]} to {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else "(none yet)")
     lines = ["## Pretraining on the scene itself (`benchmarks/bench_pretrain.py`)", "",
-             f"Units run {when} on {platform.machine()}, {os.cpu_count()} CPU cores (units with 1 or 2 torch threads); "
+             f"Units run {when} on {_devices(done)}; "
              f"seeds {', '.join(map(str, settings['seeds']))}. Scenes and test blocks as bench_quality. Pretrained: "
              f"{_method_label(settings['method'])} on the whole image for {settings['pretrain_epochs']} epochs of "
              "the shipped steps, then the shipped training defaults from the backbone; scratch: the shipped defaults "
@@ -381,6 +382,14 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
                       f"**{t['minutes']:.1f} min** (goal: ≤ 15)."]
     lines.append("")
     return "\n".join(lines)
+
+
+def _devices(done: list[dict[str, Any]]) -> str:
+    """Where the units ran: CPU threads, or a GPU's name (a unit without the field ran on a CPU)."""
+    cpu = sorted({r["threads"] for r in done if r.get("device", "cpu") == "cpu"})
+    gpus = sorted({r["device"] for r in done if r.get("device", "cpu") != "cpu"})
+    where = [f"{platform.machine()} CPU with {' or '.join(map(str, cpu))} torch thread(s)"] if cpu or not gpus else []
+    return " and ".join(where + gpus)
 
 
 def _row(store: Store, results: dict[str, Any], scene: str, labels: str, arm: str) -> dict[str, Any] | None:
