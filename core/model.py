@@ -166,12 +166,12 @@ def _load_decoder(head: nn.Module, decoder: str, pretrained: Pretrained | None, 
             notes.append(f"the pretrained weights carry {had}, so the {decoder} decoder starts from random weights")
         return
     missing, unexpected = head.load_state_dict(state, strict=False)
-    if unexpected or any(not _is_output(head, k) for k in missing):
+    if unexpected or any(not is_output_weight(head, k) for k in missing):
         raise ConfigError(f"the pretrained {name} decoder does not fit this model (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]})", fix="pretrain the backbone again with this geofm")
 
 
-def _is_output(head: nn.Module, key: str) -> bool:
+def is_output_weight(head: nn.Module, key: str) -> bool:
     """True for the weights of the decoder's last layer (the classifier, which pretraining does not provide)."""
     last = [name for name, module in head.named_modules() if isinstance(module, nn.Conv2d)][-1]
     return key.startswith(last + ".")

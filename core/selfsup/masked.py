@@ -16,13 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import build_model
+from ..model import build_model, is_output_weight
 from . import cpu_state, random_views
 
 #: Side of the hidden patches (px) and the share of patches hidden.
 PATCH, HIDDEN = 8, 0.5
-#: The FPN decoder's output layer (its 1 × 1 classifier), which is not kept.
-FPN_OUTPUT = "head.1."
 
 
 class MaskedReconstruction(nn.Module):
@@ -47,4 +45,5 @@ class MaskedReconstruction(nn.Module):
 
     def decoder_state(self) -> tuple[str, dict[str, torch.Tensor]]:
         """The FPN decoder without its output layer (its outputs are bands, not classes)."""
-        return "fpn", {k: v for k, v in cpu_state(self.net.decoder).items() if not k.startswith(FPN_OUTPUT)}
+        head = self.net.decoder
+        return "fpn", {k: v for k, v in cpu_state(head).items() if not is_output_weight(head, k)}
