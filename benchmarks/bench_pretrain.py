@@ -8,7 +8,8 @@ Per scene and seed (0, 1, 2 by default):
    labels) with the shipped defaults for :data:`PRETRAIN_EPOCHS` epochs (about 15 minutes on 2 CPU cores);
    entries that share an image (NC dense, polygons and points) share its backbone;
 2. fine-tune from it with the shipped training defaults (``weights=backbone.geofm``), and again with the decoder
-   started from the pretrained one too (``pretrained_decoder=True``; masked reconstruction trains an FPN decoder);
+   started from the pretrained one too (``pretrained_decoder=True``; masked reconstruction trains an FPN decoder),
+   and with the backbone at a tenth of the learning rate (``backbone_lr=0.1``: keeps more of what it learnt);
 3. train from scratch with the shipped defaults and ``weights=none`` (the same model, random weights);
 4. label efficiency: 2 and 3 again with 25 % of the training labels (whole cells of the training area, drawn with
    the seed, until a quarter of the training pixels is kept; the test blocks are unchanged);
@@ -70,12 +71,15 @@ TIMING_THREADS = 2
 #: differ: 4 bands of DN against 6 of surface reflectance.)
 SENSOR_GROUPS = {"sentinel2": ("aberystwyth", "brandenburg")}
 ARM_LABELS = {"pretrained": "Pretrained (backbone)", "pretrained_decoder": "Pretrained (backbone and decoder)",
+              "pretrained_gentle": "Pretrained (backbone at a tenth of the learning rate)",
               "pretrained_sensor": "Pretrained on the sensor's scenes"}
 STORE = HERE / "results" / "pretrain_runs"
 CACHE = Path.home() / ".cache" / "geofm-bench-pretrain"
 #: How a fine-tuning starts: its TrainConfig settings.
 ARMS = {"scratch": {"weights": "none"}, "pretrained": {}, "pretrained_decoder": {"pretrained_decoder": True},
-        "pretrained_sensor": {}}
+        "pretrained_gentle": {"backbone_lr": 0.1}, "pretrained_sensor": {}}
+#: The arms fine-tuned on every scene from its own pretraining (the sensor arm starts from the sensor's).
+SCENE_ARMS = ("scratch", "pretrained", "pretrained_decoder", "pretrained_gentle")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +113,7 @@ def plan_units(specs: list[SceneSpec], seeds: list[int]) -> list[Unit]:
             units.append(Unit(seed, folder))
             for spec in (s for s in specs if s.folder == folder):
                 units += [Unit(seed, folder, spec.name, labels, arm) for labels in ("all", "25%")
-                          for arm in ("scratch", "pretrained", "pretrained_decoder")]
+                          for arm in SCENE_ARMS]
     for seed in seeds:
         for group, members in SENSOR_GROUPS.items():
             if set(members) <= names:
@@ -348,7 +352,7 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
     gains: dict[str, list[float]] = {}
     efficient: dict[str, list[bool]] = {}
     for scene in dict.fromkeys(u.scene for u in store.units if u.scene):
-        for arm in ("pretrained", "pretrained_decoder", "pretrained_sensor"):
+        for arm in (a for a in ARMS if a != "scratch"):
             for labels in ("all", "25%"):
                 row = _row(store, results, scene, labels, arm)
                 if row is None:
@@ -409,6 +413,7 @@ def _row(store: Store, results: dict[str, Any], scene: str, labels: str, arm: st
         target = [r["miou"] for r in full.values() if "miou" in r]
         reaches = bool(target) and bool(np.mean(a["miou"]) >= np.mean(target))
     label = {"pretrained": labels, "pretrained_decoder": f"{labels}, decoder too",
+             "pretrained_gentle": f"{labels}, backbone at lr × 0.1",
              "pretrained_sensor": f"{labels}, backbone of {'+'.join(_group_of(scene))}"}[arm]
     seeds = ",".join(str(s) for s in sorted(mine)) or "–"
     line = (f"| {scene} | {label} | {seeds} | {_shown(a)} | {_shown(b)} | "

@@ -102,7 +102,7 @@ def restore(payload: dict[str, Any], path: str | os.PathLike, model: nn.Module, 
     A model of another shape (other classes or bands read from the data) is a ConfigError naming the checkpoint."""
     try:
         model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
+        optimizer.load_state_dict(_regrouped(payload["optimizer"], optimizer))
         scaler.load_state_dict(payload["scaler"])
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"the checkpoint's model does not fit this run's model ({_mismatch(payload['model'], model)})"
@@ -115,6 +115,23 @@ def restore(payload: dict[str, Any], path: str | os.PathLike, model: nn.Module, 
     except TypeError as err:
         raise PackageError(f"this geofm checkpoint is damaged: its progress record is unreadable ({err})", path=path,
                            fix=_RESUME_FROM) from err
+
+
+def _regrouped(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The saved optimiser state split into ``optimizer``'s parameter groups when only the grouping differs (a
+    pretrained backbone's learning rate changed on resume, or a checkpoint of a geofm with one group): the
+    parameters keep their order, so the saved per-parameter state carries over unchanged."""
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    now = optimizer.state_dict()["param_groups"]
+    if not groups or len(groups) == len(now) or sum(map(len, (g["params"] for g in groups))) != sum(
+            len(g["params"]) for g in now):
+        return saved
+    ids = [i for g in groups for i in g["params"]]
+    regrouped, start = [], 0
+    for group in now:
+        regrouped.append({**groups[0], "params": ids[start:start + len(group["params"])]})
+        start += len(group["params"])
+    return {**saved, "param_groups": regrouped}
 
 
 def _mismatch(saved: Any, model: nn.Module) -> str:

@@ -133,6 +133,12 @@ class TrainConfig:
         0, kind="int", label="Frozen-backbone epochs", unit="epochs", minimum=0, maximum=10000, advanced=True,
         help="Train only the decoder for this many first epochs (useful with pretrained weights).",
         cli=True, dialog=True, processing=True, saved=True)
+    backbone_lr: float = setting(
+        1.0, kind="float", label="Pretrained backbone's learning rate", minimum=0.01, maximum=1.0, percent=True,
+        advanced=True,
+        help="The learning rate of a backbone that starts from pretrained weights, as a share of the learning rate: "
+             "lower keeps more of what pretraining learned. No effect on a backbone trained from scratch.",
+        cli=True, dialog=True, processing=True, saved=True)
     patience: int = setting(
         0, kind="int", label="Early-stopping patience", unit="epochs", minimum=0, maximum=10000, advanced=True,
         zero_means="never stop early",

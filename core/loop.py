@@ -158,7 +158,10 @@ class Loop:
         s = self.settings
         torch.manual_seed(s.seed)
         self.model = self.task.build_model().to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        groups = self.task.parameter_groups(self.model)
+        self.lr_scales = [scale for _, scale in groups]
+        self.optimizer = torch.optim.AdamW([{"params": params} for params, _ in groups], lr=s.lr,
+                                           weight_decay=s.weight_decay)
         self.amp_dtype = amp_dtype(self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if self.device.type == "cuda":
@@ -204,8 +207,9 @@ class Loop:
         """Seed everything random in the epoch from (seed, epoch) alone, so a resumed run repeats it exactly; set
         the epoch's learning rate."""
         s = self.settings
-        for group in self.optimizer.param_groups:
-            group["lr"] = epoch_lr(s.lr, s.lr_schedule, epoch, epochs)
+        self.lr = epoch_lr(s.lr, s.lr_schedule, epoch, epochs)
+        for group, scale in zip(self.optimizer.param_groups, self.lr_scales):
+            group["lr"] = self.lr * scale
         torch.manual_seed(s.seed * 104_729 + epoch)
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)
@@ -237,7 +241,7 @@ class Loop:
                 step += 1
                 now = time.perf_counter()
                 timing.seconds = now - started
-                yield StepEvent(epoch, step, loss, self.optimizer.param_groups[0]["lr"], tiles / max(now - t0, 1e-9))
+                yield StepEvent(epoch, step, loss, self.lr, tiles / max(now - t0, 1e-9))
                 t0, tiles = now, 0
             if self._cancelled():
                 break

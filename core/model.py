@@ -88,7 +88,9 @@ def build_model(
     if spectral_branch:  # only then in the description: packages of earlier versions rebuild unchanged
         architecture["spectral_branch"] = True
     spectral = SpectralBranch(in_channels, num_classes) if spectral_branch else None
-    return SegmentationModel(body, head, architecture, spectral)
+    model = SegmentationModel(body, head, architecture, spectral)
+    model.pretrained_backbone = pretrained is not None
+    return model
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int, rgb_bands: Sequence[int] | None) -> torch.Tensor:
@@ -131,6 +133,7 @@ class SegmentationModel(nn.Module):
         self.spectral = spectral
         self.architecture = architecture
         self.backbone_frozen = False
+        self.pretrained_backbone = False  # set by build_model when the backbone starts from weights
 
     def forward(self, x: torch.Tensor, parts: bool = False):
         """float [B, C, H, W] -> logits [B, K, H, W]; with ``parts``, (logits, the spectral branch's own logits)

@@ -35,8 +35,9 @@ def test_entries_of_one_image_share_its_backbone(bench):
         for seed in (0, 1))
     nc = {u.backbone for u in units if u.arm == "pretrained" and u.scene.startswith("nc_") and u.seed == 0}
     assert nc == {"pretrain_nc_landsat7_landclass96_seed0"}
-    # every entry, seed and label share has a scratch run and two pretrained ones (backbone; backbone and decoder)
-    assert len([u for u in units if u.scene]) == 4 * 2 * 2 * 3
+    # every entry, seed and label share has a scratch run and three pretrained ones (backbone; backbone and decoder;
+    # backbone at a lower learning rate)
+    assert len([u for u in units if u.scene]) == 4 * 2 * 2 * 4
 
 
 def test_a_sensor_with_two_scenes_is_also_pretrained_on_both(bench):
@@ -68,8 +69,8 @@ def test_a_stopped_run_goes_on_where_it_was(bench, tmp_path):
     store.release(first)
     # a new worker (a restarted run) skips what is done and takes the pretrained runs
     again = bench.Store(tmp_path / "runs", tmp_path / "cache", units)
-    taken = [again.next_unit() for _ in range(4)]
-    assert {u.arm for u in taken} == {"pretrained", "pretrained_decoder"}
+    taken = [again.next_unit() for _ in range(6)]
+    assert {u.arm for u in taken} == {"pretrained", "pretrained_decoder", "pretrained_gentle"}
     assert again.next_unit() == "wait"  # both claimed, none done
 
 

@@ -256,3 +256,29 @@ def test_pretraining_never_writes_over_its_image(tmp_path):
     with pytest.raises(OutputError, match="would overwrite the image"):
         list(pretrain(PretrainConfig(images=[str(image)], output=str(image))))
     assert image.read_bytes() == b"not touched"
+
+
+def test_a_pretrained_backbone_can_learn_at_a_lower_rate_and_resume_with_another(tmp_path, pretrained):
+    """backbone_lr scales the pretrained backbone's steps (AdamW's steps scale with the rate), not the decoder's;
+    a run of one rate resumes with another (the optimiser's state is regrouped, not refused)."""
+    from geofm.core.config import TrainConfig
+    from geofm.core.train import train
+
+    if pretrained[0].method != "masked":
+        pytest.skip("one backbone is enough")
+    image, labels = separable_scene(tmp_path, size=96, bands=4)
+    start = load_backbone_package(pretrained[0].output).state["layer1.0.conv1.weight"]
+
+    def run(name, backbone_lr, epochs=1, **more):
+        cfg = TrainConfig(images=[str(image)], labels=[str(labels)], weights=pretrained[0].output, tile_size=32,
+                          epochs=epochs, device="cpu", num_workers=0, decoder="simple", backbone_lr=backbone_lr,
+                          output=str(tmp_path / name), keep_checkpoint=True, **more)
+        assert isinstance(list(train(cfg))[-1], FinishedEvent)
+        state = load_package(cfg.output).model.state_dict()
+        return (state["backbone.layer1.0.conv1.weight"] - start).abs().mean().item()
+
+    full = run("full.geofm", 1.0)
+    gentle = run("gentle.geofm", 0.01)
+    assert 0 < gentle < full / 20
+    resumed = run("full.geofm", 0.5, epochs=2, resume=str(checkpoint_path(tmp_path / "full.geofm")))
+    assert resumed > full

@@ -30,6 +30,8 @@ The contract a task keeps with the loop (the loop assumes nothing beyond it):
   config (``stored_config()`` of the run that wrote it) stands for, and refuses a config from a newer geofm.
   Both must work before ``prepare``, so a wrong resume fails before any data is read.
 - ``freeze_backbone(model, frozen)``: the default calls ``model.freeze_backbone(frozen)``.
+- ``parameter_groups(model)``: the model's parameters as (parameters, learning-rate scale) pairs; the default is
+  one group at the full learning rate (a task may train a pretrained part more gently).
 - ``name`` (stored in checkpoints: one task never resumes another's), ``summary`` (shown at the start, after
   ``prepare``), ``source`` (the file that messages about the data name), ``notes`` (things the user should know
   that arise outside ``prepare``, e.g. pretrained weights unreachable offline in ``build_model``: the loop yields
@@ -91,6 +93,9 @@ class Task:
 
     def epoch_metrics(self) -> dict[str, Any]:
         return {}
+
+    def parameter_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
+        return [(list(model.parameters()), 1.0)]
 
     def freeze_backbone(self, model: nn.Module, frozen: bool) -> None:
         freeze = getattr(model, "freeze_backbone", None)

@@ -77,6 +77,15 @@ class SegmentationTask(Task):
                            band_map=getattr(self, "band_map", None) or cfg.band_map,  # offline ImageNet: from scratch, with a note
                            spectral_branch=cfg.spectral_branch, pretrained_decoder=cfg.pretrained_decoder)
 
+    def parameter_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
+        """A pretrained backbone at ``backbone_lr`` of the learning rate, the rest at all of it."""
+        scale = self.config.backbone_lr
+        if scale == 1.0 or not getattr(model, "pretrained_backbone", False):
+            return super().parameter_groups(model)
+        ours = {id(p) for p in model.backbone.parameters()}
+        params = list(model.parameters())  # in order: the optimiser state of a one-group run carries over
+        return [([p for p in params if id(p) in ours], scale), ([p for p in params if id(p) not in ours], 1.0)]
+
     def training_step(self, model: nn.Module, batch: Any, rng: torch.Generator) -> torch.Tensor:
         x, y = batch
         if self.config.augment:
