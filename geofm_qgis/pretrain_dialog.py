@@ -53,15 +53,19 @@ class PretrainDialog(QDialog):
         layout.addLayout(form)
         self.layer_list = QListWidget()
         self.layer_list.setToolTip(self.settings["images"].describe())
-        for layer in QgsProject.instance().mapLayers().values():
-            if isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None:
-                item = QListWidgetItem(layer.name())
-                item.setData(Qt.ItemDataRole.UserRole, layer.id())
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Unchecked)
-                self.layer_list.addItem(item)
-        if self.layer_list.count():
-            self.layer_list.item(0).setCheckState(Qt.CheckState.Checked)
+        rasters = [layer for layer in QgsProject.instance().layerTreeRoot().layerOrder()
+                   if isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None]
+        for layer in rasters:
+            bands = layer.bandCount()
+            item = QListWidgetItem(f"{layer.name()} ({bands} band{'s' if bands != 1 else ''})")
+            item.setData(Qt.ItemDataRole.UserRole, layer.id())
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.layer_list.addItem(item)
+        # ticked at first: the first image (a multi-band raster), not a class raster or a prediction above it
+        first = next((i for i, layer in enumerate(rasters) if layer.bandCount() > 1), 0)
+        if rasters:
+            self.layer_list.item(first).setCheckState(Qt.CheckState.Checked)
         form.addRow("Raster layers (unlabelled)", self.layer_list)
         self.widgets: dict[str, QWidget] = {}
         for name in BASIC:

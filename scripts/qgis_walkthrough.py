@@ -673,9 +673,10 @@ class Walk:
 
         self.close_docks()
         dialog = yield from self.open_dialog("geofmPretrain", "Pretrain a backbone")
-        for i in range(dialog.layer_list.count()):
-            item = dialog.layer_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.text() == self.image.name() else Qt.CheckState.Unchecked)
+        items = [dialog.layer_list.item(i) for i in range(dialog.layer_list.count())]
+        ticked = [it.data(Qt.ItemDataRole.UserRole) for it in items if it.checkState() == Qt.CheckState.Checked]
+        if ticked != [self.image.id()]:
+            raise AssertionError(f"the dialog opened with {ticked} ticked, not the image layer alone")
         dialog.widgets["minutes"].setValue(0.5)
         dialog.output_widget.setFilePath(self.backbone)
         self.button(dialog, "Estimate").click()

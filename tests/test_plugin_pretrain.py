@@ -147,6 +147,19 @@ def test_model_info_says_a_backbone_is_a_backbone(plugin, tmp_path):
     dialog.close()
 
 
+def test_dialog_ticks_the_image_not_the_class_raster_above_it(plugin, tmp_path):
+    """Labels or a prediction above the image in the Layers panel are listed, with their band counts, but the
+    image is what is ticked at first."""
+    _add(_raster(tmp_path / "image.tif"), "image")
+    classes = write_raster(tmp_path / "classes.tif", np.ones((96, 96), dtype=np.uint8))
+    _add(classes, "classes")
+    dialog = plugin.open_pretrain()
+    items = {dialog.layer_list.item(i).text(): dialog.layer_list.item(i).checkState() for i in range(2)}
+    assert items == {"image (3 bands)": Qt.CheckState.Checked, "classes (1 band)": Qt.CheckState.Unchecked}
+    assert dialog.images() == [str(tmp_path / "image.tif")]
+    dialog.close()
+
+
 def test_dialog_says_two_dates_need_simsiam(plugin, tmp_path):
     from geofm.geofm_qgis.setting_widgets import set_value
 
