@@ -123,10 +123,9 @@ def _regrouped(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[
     parameters keep their order, so the saved per-parameter state carries over unchanged."""
     groups = saved.get("param_groups") if isinstance(saved, dict) else None
     now = optimizer.state_dict()["param_groups"]
-    if not groups or len(groups) == len(now) or sum(map(len, (g["params"] for g in groups))) != sum(
-            len(g["params"]) for g in now):
-        return saved
-    ids = [i for g in groups for i in g["params"]]
+    ids = [i for g in groups or [] for i in g["params"]]
+    if not groups or len(groups) == len(now) or len(ids) != sum(len(g["params"]) for g in now):
+        return saved  # the same grouping, or another model: load_state_dict decides
     regrouped, start = [], 0
     for group in now:
         regrouped.append({**groups[0], "params": ids[start:start + len(group["params"])]})

@@ -88,9 +88,7 @@ def build_model(
     if spectral_branch:  # only then in the description: packages of earlier versions rebuild unchanged
         architecture["spectral_branch"] = True
     spectral = SpectralBranch(in_channels, num_classes) if spectral_branch else None
-    model = SegmentationModel(body, head, architecture, spectral)
-    model.pretrained_backbone = pretrained is not None
-    return model
+    return SegmentationModel(body, head, architecture, spectral, pretrained_backbone=pretrained is not None)
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int, rgb_bands: Sequence[int] | None) -> torch.Tensor:
@@ -126,14 +124,14 @@ class SegmentationModel(nn.Module):
     :func:`build_model`)."""
 
     def __init__(self, backbone: IntermediateLayerGetter, decoder: nn.Module, architecture: dict[str, Any],
-                 spectral: SpectralBranch | None = None):
+                 spectral: SpectralBranch | None = None, pretrained_backbone: bool = False):
         super().__init__()
         self.backbone = backbone
         self.decoder = decoder
         self.spectral = spectral
         self.architecture = architecture
         self.backbone_frozen = False
-        self.pretrained_backbone = False  # set by build_model when the backbone starts from weights
+        self.pretrained_backbone = pretrained_backbone  # the backbone started from weights (see parameter groups)
 
     def forward(self, x: torch.Tensor, parts: bool = False):
         """float [B, C, H, W] -> logits [B, K, H, W]; with ``parts``, (logits, the spectral branch's own logits)

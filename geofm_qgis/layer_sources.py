@@ -32,6 +32,11 @@ def layer_file(layer: QgsMapLayer | None) -> str | None:
     return path if path and os.path.isfile(path) else None
 
 
+def first_image(layers: list[QgsMapLayer]) -> QgsRasterLayer | None:
+    """The first multi-band raster of ``layers`` (an image, not a class raster or a prediction), or None."""
+    return next((layer for layer in layers if isinstance(layer, QgsRasterLayer) and layer.bandCount() > 1), None)
+
+
 def output_problem(path: str, suffixes: tuple[str, ...] = ()) -> str | None:
     """Why ``path`` cannot be written, in plain words, or None when it can."""
     if not path:

@@ -22,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .engine_status import CHARTS, EngineStatus
-from .layer_sources import layer_file, output_problem
+from .layer_sources import first_image, layer_file, output_problem
 from .messages import InputProblem, push
 from .setting_widgets import advanced_section, value_of, widget_for
 
@@ -62,10 +62,9 @@ class PretrainDialog(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked)
             self.layer_list.addItem(item)
-        # ticked at first: the first image (a multi-band raster), not a class raster or a prediction above it
-        first = next((i for i, layer in enumerate(rasters) if layer.bandCount() > 1), 0)
+        # ticked at first: the first image, not a class raster or a prediction above it (else the first raster)
         if rasters:
-            self.layer_list.item(first).setCheckState(Qt.CheckState.Checked)
+            self.layer_list.item(rasters.index(first_image(rasters) or rasters[0])).setCheckState(Qt.CheckState.Checked)
         form.addRow("Raster layers (unlabelled)", self.layer_list)
         self.widgets: dict[str, QWidget] = {}
         for name in BASIC:

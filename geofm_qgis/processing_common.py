@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 from ..core.events import EventHandler
 from .deps import missing_dependencies
-from .layer_sources import layer_file
+from .layer_sources import first_image, layer_file
 from .messages import InputProblem
 
 
@@ -131,7 +131,5 @@ def run_job(events, feedback: QgsProcessingFeedback, what: str) -> Any:
 def default_image() -> str | None:
     """The first multi-band raster of the project (an image, not a class raster), or None: Processing would
     otherwise offer the first raster, often the labels."""
-    for layer in QgsProject.instance().layerTreeRoot().layerOrder():
-        if isinstance(layer, QgsRasterLayer) and layer.bandCount() > 1:
-            return layer.source()
-    return None
+    layer = first_image(QgsProject.instance().layerTreeRoot().layerOrder())
+    return layer.source() if layer is not None else None

@@ -80,7 +80,7 @@ class SegmentationTask(Task):
     def parameter_groups(self, model: nn.Module) -> list[tuple[list[nn.Parameter], float]]:
         """A pretrained backbone at ``backbone_lr`` of the learning rate, the rest at all of it."""
         scale = self.config.backbone_lr
-        if scale == 1.0 or not getattr(model, "pretrained_backbone", False):
+        if scale == 1.0 or not model.pretrained_backbone:
             return super().parameter_groups(model)
         ours = {id(p) for p in model.backbone.parameters()}
         params = list(model.parameters())  # in order: the optimiser state of a one-group run carries over
