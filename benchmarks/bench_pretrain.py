@@ -372,11 +372,11 @@ def report(store: Store, settings: dict[str, Any], timing: dict[str, Any] | None
     for u in store.units:
         r = results[u.key]
         if u.scene is None and r and "seconds" in r:
-            minutes.setdefault(u.group, []).append(f"{r['seconds'] / 60:.1f} ({r['threads']} thr."
-                                                  f"{', resumed' if r.get('resumed') else ''})")
+            minutes.setdefault(u.group, []).append(_pretrain_minutes(r, settings["pretrain_epochs"]))
     if minutes:
         lines += ["", "Pretraining minutes per seed: " + "; ".join(f"{g} {', '.join(m)}" for g, m in minutes.items())
-                  + "."]
+                  + " (a run resumed from its checkpoint timed only its last part: its whole is estimated from that "
+                    "part's minutes per epoch)."]
     if timing:
         t = timing
         lines += ["", f"Pretraining a {t['side']} × {t['side']} px 4-band scene on {t['threads']} CPU threads: "
@@ -435,6 +435,14 @@ def _method_label(name: str) -> str:
     from geofm.core.registries import PRETRAIN_METHODS
 
     return PRETRAIN_METHODS.get(name).label
+
+
+def _pretrain_minutes(result: dict[str, Any], epochs: int) -> str:
+    """A pretraining unit's minutes; for a resumed run, the whole run's at the resumed part's pace."""
+    if not result.get("resumed"):
+        return f"{result['seconds'] / 60:.1f} ({result['threads']} thr.)"
+    whole = result["seconds"] / max(result["epochs"], 1) * epochs / 60
+    return f"≈ {whole:.1f} ({result['threads']} thr.; resumed: {result['epochs']} epochs timed)"
 
 
 def _mean_sd(values: list[float]) -> str:

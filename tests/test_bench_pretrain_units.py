@@ -102,6 +102,13 @@ def test_a_stopped_pretraining_goes_on_from_its_checkpoint(bench, tmp_path):
     assert more["resumed"] and more["epochs"] == 1, "only the epoch still to run is run"
 
 
+def test_a_resumed_pretraining_reports_its_whole_time_not_its_last_part(bench):
+    whole = {"seconds": 1200.0, "epochs": 45, "resumed": False, "threads": 1}
+    last_part = {"seconds": 60.0, "epochs": 3, "resumed": True, "threads": 1}  # 20 s per epoch, 42 done before
+    assert bench._pretrain_minutes(whole, 45).startswith("20.0 ")
+    assert bench._pretrain_minutes(last_part, 45).startswith("≈ 15.0 "), "45 epochs at the timed part's pace"
+
+
 def test_a_store_refuses_other_settings(bench, tmp_path):
     bench._check_settings(tmp_path, {"seeds": [0], "method": "masked", "pretrain_epochs": 45})
     bench._check_settings(tmp_path, {"seeds": [0, 1, 2], "method": "masked", "pretrain_epochs": 45})
