@@ -276,9 +276,12 @@ class TrainDialog(QDialog):
         return text
 
     def _weights_changed(self) -> None:
+        """Show the file picker for weights from a file; grey out the settings the chosen weights make moot."""
         kind = self.weights_combo.currentData()
         self.weights_file.setVisible(kind in FILE_KINDS)
         self.weights_file.setFilter(FILE_KINDS.get(kind, FILE_KINDS["file"]))
+        self.widgets["backbone_lr"].setEnabled(kind != "none")  # a backbone from scratch has nothing to keep
+        self.widgets["pretrained_decoder"].setEnabled(kind == "backbone")  # only a backbone package has a decoder
 
     def _labels_changed(self, layer: QgsMapLayer | None) -> None:
         self.update_estimate()

@@ -351,6 +351,20 @@ def test_engine_error_reaches_the_message_bar_and_log(plugin, tmp_path, qgis_ifa
     assert "missing.tif" in plugin.dock.views[-1].summary.text()
 
 
+def test_settings_the_weights_make_moot_are_greyed_out(plugin, scene_image, scene_labels):
+    """The pretrained backbone's learning rate means nothing from scratch, the pretrained decoder nothing but with a
+    backbone package: their widgets follow the weights choice."""
+    dialog = _dialog(plugin, _add(QgsRasterLayer(str(scene_image), "image")),
+                     _add(QgsRasterLayer(str(scene_labels), "labels")))
+    lr, decoder = dialog.widgets["backbone_lr"], dialog.widgets["pretrained_decoder"]
+    seen = {}
+    for kind in ("none", "imagenet", "file", "backbone"):
+        dialog.weights_combo.setCurrentIndex(dialog.weights_combo.findData(kind))
+        seen[kind] = (lr.isEnabled(), decoder.isEnabled())
+    assert seen == {"none": (False, False), "imagenet": (True, False), "file": (True, False),
+                    "backbone": (True, True)}
+
+
 def test_every_dialog_setting_reaches_the_config_and_is_remembered(plugin, tmp_path):
     """Each setting the schema marks for the dialog has a widget whose value reaches the TrainConfig; the saved
     ones come back when the dialog reopens; tooltips are the schema's help."""
