@@ -96,7 +96,7 @@ class RunView(QWidget, EventHandler):
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setVisible(False)
-        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button = QPushButton(f"Cancel {kind}")  # "Cancel training", "Cancel pretraining"
         self.cancel_button.clicked.connect(self.cancel)
         self.end_card = self._make_end_card()
         for widget in (self.status, self.progress, self.warnings_label, self.canvas, self.summary, self.end_card,
@@ -145,13 +145,16 @@ class RunView(QWidget, EventHandler):
         else:
             self.status.setText(f"{self.kind.capitalize()} on {event.device}: {event.train_tiles:,} windows to crop "
                                 "from.")
-        if not event.val_tiles:  # the empty mIoU plot says why it stays empty
+        if not event.val_tiles:  # no mIoU plot to stay empty: the loss takes the whole chart and says why
             why = ("no labels held out: no validation score" if self.kind == "training"
                    else "self-supervised (no labels): no validation score")
-            self.miou_axes.set_title(why, fontsize="small", color="#666666")
+            self.miou_axes.set_visible(False)
+            self.loss_axes.set_subplotspec(self.figure.add_gridspec(1, 1)[0])
+            self.loss_axes.set_xlabel("epoch")
+            self.loss_axes.set_title(why, fontsize="small", color="#666666")
             self._lines["val"].set_label("_nolegend_")  # no validation loss either
             self.loss_axes.legend(loc="upper right", fontsize="small")
-            self._dirty = True
+            self._layout_later()
 
     def on_StepEvent(self, event) -> None:  # noqa: N802
         """A step done; after an epoch's last step the loop validates, with no event until it is over."""

@@ -129,10 +129,11 @@ def test_end_card_predicts_continues_and_shows_the_confusion_matrix(plugin, tmp_
 
 
 def test_a_run_with_no_labels_held_out_says_it_has_no_validation_score_and_how_to_get_one(plugin, tmp_path):
-    """The default validation share is 0: the mIoU plot, the legend and the end card say so instead of showing blanks."""
+    """The default validation share is 0: no empty mIoU plot; the loss chart, the legend and the end card say why."""
     task, view, ok = _run(plugin, _config(tmp_path, "noval", val_fraction=0.0))
     assert ok, task.error
-    assert "no validation score" in view.miou_axes.get_title()
+    assert not view.miou_axes.get_visible() and view.figure.get_axes()[0].get_position().height > 0.6
+    assert "no validation score" in view.loss_axes.get_title()
     assert "validation loss" not in [t.get_text() for t in view.loss_axes.get_legend().get_texts()]
     text = view.summary.text()
     assert "No labels were held out" in text and "validation share" in text and "Mean IoU" not in text

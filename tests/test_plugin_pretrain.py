@@ -85,8 +85,9 @@ def test_pretraining_task_runs_with_the_live_panel(plugin, tmp_path):
     assert done == [True], task.error
     assert len(panel.epochs) == 2 and panel.steps and panel.progress.value() == 100
     assert "2 epoch(s) done" in panel.summary.text() and "bb.geofm" in panel.summary.text()
-    # its charts say why there is no validation score, rather than showing an empty plot and legend entry
-    assert "self-supervised" in panel.miou_axes.get_title()
+    # its chart says why there is no validation score, rather than showing an empty plot and legend entry
+    assert not panel.miou_axes.get_visible() and "self-supervised" in panel.loss_axes.get_title()
+    assert panel.cancel_button.text() == "Cancel pretraining"
     assert "validation loss" not in [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
     # its end card offers what applies to a backbone: continuing it, not predicting nor a confusion matrix
     assert panel.predict_button.isHidden() and panel.matrix_button.isHidden()
