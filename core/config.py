@@ -233,6 +233,8 @@ class TrainConfig:
 
 
 PRETRAIN_SCHEMA = 2
+#: The files a folder given as pretraining images stands for.
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
 
 
 @dataclass
@@ -241,7 +243,17 @@ class PretrainConfig:
 
     images: list[str] = setting(
         default_factory=list, kind="paths", label="Images", flags=("--image",),
-        help="Unlabelled rasters of your area, all with the same bands; repeat --image for several (e.g. dates).",
+        help="Unlabelled rasters of your area, all with the same bands; repeat --image for several (e.g. dates). A "
+             "folder stands for every raster file in it (" + ", ".join(RASTER_SUFFIXES) + ").",
+        cli=True, dialog=True, processing=True, saved=False)
+    bbox: tuple[float, float, float, float] | None = setting(
+        None, kind="bbox", label="Extent", nullable=True,
+        help="Pretrain only on the part of the images inside minx miny maxx maxy (in --bbox-crs); images it misses "
+             "are left out; empty: the whole images.",
+        cli=True, dialog=True, processing=True, saved=False)
+    bbox_crs: str | None = setting(
+        None, kind="str", label="Extent CRS", nullable=True,
+        help="The CRS of the extent (EPSG code or WKT); empty: the first image's.",
         cli=True, dialog=True, processing=True, saved=False)
     backbone: str = setting(
         "resnet18", kind="choice", choices="backbones", label="Backbone",
@@ -311,9 +323,11 @@ class PretrainConfig:
 
     def validate(self) -> PretrainConfig:
         """Raise :class:`ConfigError` for anything out of range or inconsistent; return self so calls chain."""
-        check_values(PretrainConfig, self.to_dict(), "the pretraining settings")
+        checked = PretrainConfig(**check_values(PretrainConfig, self.to_dict(), "the pretraining settings"))
+        self.bbox = _checked_bbox(checked.bbox)
         if not self.images:
             raise ConfigError("no image raster given", fix="pass at least one image (--image)")
+        self.images = raster_files(self.images)
         if self.temporal_pairs and self.method != "simsiam":
             raise ConfigError(f"two dates as the pair is a SimSiam setting; the {self.method!r} method uses one image "
                               "per crop", fix="choose --method simsiam, or leave out --temporal-pairs")
@@ -326,7 +340,9 @@ class PretrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["bbox"] = list(self.bbox) if self.bbox is not None else None
+        return data
 
     def to_stored(self) -> dict[str, Any]:
         return {"schema_version": PRETRAIN_SCHEMA, **self.to_dict()}
@@ -390,11 +406,9 @@ class PredictConfig:
     def validate(self) -> PredictConfig:
         """Raise :class:`ConfigError` for anything out of range; return self so calls chain."""
         checked = PredictConfig(**check_values(PredictConfig, self.to_dict(), "the prediction settings"))
-        if checked.bbox is not None and not (checked.bbox[0] < checked.bbox[2] and checked.bbox[1] < checked.bbox[3]):
-            raise ConfigError(f"bounding box {list(self.bbox)!r} is empty or inverted", fix="give minx miny maxx maxy")
         if self.bbox is not None and self.polygon is not None:
             raise ConfigError("both a bounding box and a polygon were given", fix="give one extent, not both")
-        self.bbox = checked.bbox
+        self.bbox = _checked_bbox(checked.bbox)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -407,6 +421,30 @@ class PredictConfig:
         if isinstance(data, dict):
             data = upgrade(data, PREDICT_SCHEMA, _PREDICT_UPGRADES, "prediction settings", source, PREDICT_SCHEMA)
         return cls(**check_values(cls, data, source))
+
+
+def _checked_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float, float, float, float] | None:
+    """``bbox`` (minx, miny, maxx, maxy) as a tuple; ConfigError when it is empty or inverted."""
+    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise ConfigError(f"bounding box {list(bbox)!r} is empty or inverted", fix="give minx miny maxx maxy")
+    return bbox
+
+
+def raster_files(paths: list[str]) -> list[str]:
+    """``paths`` with each folder replaced by the raster files in it (:data:`RASTER_SUFFIXES`, sorted by name);
+    ConfigError for a folder that holds none."""
+    found: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        inside = sorted(str(p) for p in Path(path).iterdir()
+                        if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith("."))
+        if not inside:
+            raise ConfigError("the folder holds no raster file (" + ", ".join(RASTER_SUFFIXES) + ")", path=path,
+                              fix="put the images in it, or give the image files themselves")
+        found += inside
+    return found
 
 
 def continued(config: TrainConfig | PretrainConfig, checkpoint: str, epochs_run: int, more: int

@@ -6,16 +6,20 @@ from typing import Any
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMultipleLayers,
 )
 
 from .engine_task import preload
+from .messages import InputProblem
 from .processing_common import FeedbackCancel, SegmentationAlgorithm, file_of, require_engine, run_job
 from .processing_settings import add_setting_parameters, setting_values
 
-#: PretrainConfig settings this algorithm declares itself (the layers and the output); the rest come from the schema.
-BY_HAND = ("images", "output")
+#: PretrainConfig settings this algorithm declares itself (the layers or a folder, the extent and the output); the
+#: rest come from the schema.
+BY_HAND = ("images", "bbox", "bbox_crs", "output")
 
 
 class PretrainAlgorithm(SegmentationAlgorithm):
@@ -36,7 +40,10 @@ class PretrainAlgorithm(SegmentationAlgorithm):
         from ..core.config import PretrainConfig
 
         self.addParameter(QgsProcessingParameterMultipleLayers("IMAGES", "Raster layers (unlabelled, same bands)",
-                                                               QgsProcessing.SourceType.TypeRaster))
+                                                               QgsProcessing.SourceType.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterFile("FOLDER", "…and/or a folder of rasters (every raster file in it)",
+                                                     QgsProcessingParameterFile.Behavior.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole images)", optional=True))
         add_setting_parameters(self, PretrainConfig, BY_HAND)
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Backbone package",
                                                                 "geofm backbone package (*.geofm)"))
@@ -51,10 +58,18 @@ class PretrainAlgorithm(SegmentationAlgorithm):
         from ..core.pretrain import pretrain
 
         layers = self.parameterAsLayerList(parameters, "IMAGES", context)
-        images = [file_of(layer, "image") for layer in layers]
+        folder = self.parameterAsFile(parameters, "FOLDER", context)
+        images = [file_of(layer, "image") for layer in layers] + ([folder] if folder else [])
+        if not images:
+            raise InputProblem("Choose the raster layers to pretrain on, or a folder of rasters.")
+        extent = {}
+        if parameters.get("EXTENT"):
+            e = self.parameterAsExtent(parameters, "EXTENT", context)
+            extent = {"bbox": [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()],
+                      "bbox_crs": self.parameterAsExtentCrs(parameters, "EXTENT", context).toWkt() or None}
         config = PretrainConfig.from_dict(
             {"images": images, "num_workers": 0, "output": self.parameterAsFileOutput(parameters, "OUTPUT", context),
-             **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
+             **extent, **setting_values(self, parameters, context, PretrainConfig, BY_HAND)},
             source="the algorithm's parameters").validate()
         last = run_job(pretrain(config, FeedbackCancel(feedback)), feedback, "Pretraining")
         return {"OUTPUT": last.path}

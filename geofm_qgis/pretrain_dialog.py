@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 from qgis.core import QgsProject, QgsRasterLayer
-from qgis.gui import QgsFileWidget, QgsMessageBar
+from qgis.gui import QgsExtentWidget, QgsFileWidget, QgsMapCanvas, QgsMessageBar
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtGui import QCursor, QGuiApplication
 from qgis.PyQt.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QLabel,
     QListWidget,
@@ -21,6 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from ..core.config import RASTER_SUFFIXES
 from .engine_status import CHARTS, EngineStatus
 from .layer_sources import first_image, layer_file, output_problem
 from .messages import InputProblem, push
@@ -29,6 +31,10 @@ from .setting_widgets import advanced_section, value_of, widget_for
 #: The time budget the dialog offers first (minutes); the engine's default (0) means "run the given epochs".
 DIALOG_MINUTES = 10.0
 BASIC = ("backbone", "minutes", "crop_size", "batch_size", "device")
+#: Settings laid out by hand (not as generated widgets).
+BY_HAND = ("images", "bbox", "bbox_crs", "output")
+#: The item data of a folder in the list (a layer's item holds its layer id as UserRole).
+FOLDER_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class PretrainDialog(QDialog):
@@ -52,6 +58,7 @@ class PretrainDialog(QDialog):
         form = QFormLayout()
         layout.addLayout(form)
         self.layer_list = QListWidget()
+        self.layer_list.setWordWrap(True)  # a folder's line says what is in it
         self.layer_list.setToolTip(self.settings["images"].describe())
         rasters = [layer for layer in QgsProject.instance().layerTreeRoot().layerOrder()
                    if isinstance(layer, QgsRasterLayer) and layer_file(layer) is not None]
@@ -66,6 +73,19 @@ class PretrainDialog(QDialog):
         if rasters:
             self.layer_list.item(rasters.index(first_image(rasters) or rasters[0])).setCheckState(Qt.CheckState.Checked)
         form.addRow("Raster layers (unlabelled)", self.layer_list)
+        self.folder_button = QPushButton("Add a folder of rasters…")
+        self.folder_button.setToolTip("Every raster file in the folder (" + ", ".join(RASTER_SUFFIXES) + ") is "
+                                      "pretrained on; they need the same bands as the layers ticked.")
+        self.folder_button.clicked.connect(lambda: self.add_folder())
+        form.addRow("", self.folder_button)
+        self.extent_widget = QgsExtentWidget()
+        self.extent_widget.setNullValueAllowed(True, "Whole images")
+        self.extent_widget.clear()
+        canvas = iface.mapCanvas() if iface is not None else None
+        if isinstance(canvas, QgsMapCanvas):  # offers the map view and drawing on the map
+            self.extent_widget.setMapCanvas(canvas)
+        self.extent_widget.setToolTip(self.settings["bbox"].describe())
+        form.addRow(self.settings["bbox"].label, self.extent_widget)
         self.widgets: dict[str, QWidget] = {}
         for name in BASIC:
             self.widgets[name] = widget_for(self.settings[name], values[name])
@@ -82,7 +102,7 @@ class PretrainDialog(QDialog):
         self.output_widget.setToolTip(self.settings["output"].describe())
         self.output_widget.setFilePath(str(Path.home() / "backbone.geofm"))
         form.addRow(self.settings["output"].label, self.output_widget)
-        advanced = [s for s in self.settings.values() if s.name not in {"images", "output", *BASIC}]
+        advanced = [s for s in self.settings.values() if s.name not in {*BY_HAND, *BASIC}]
         layout.addWidget(advanced_section(advanced, values, self.widgets))
         self.engine_status = EngineStatus("pretrain", also=(CHARTS,))
         layout.addWidget(self.engine_status)
@@ -93,12 +113,49 @@ class PretrainDialog(QDialog):
         layout.addWidget(buttons)
         self.resize(640, 560)
 
+    def add_folder(self, folder: str | None = None) -> None:
+        """Add a folder (asked for when not given) to the list, ticked, with the number of rasters in it."""
+        from ..core.config import raster_files
+        from ..core.errors import GeoFMError
+
+        folder = folder if folder is not None else QFileDialog.getExistingDirectory(self, "A folder of rasters")
+        if not folder:
+            return
+        try:
+            files = raster_files([folder])
+        except GeoFMError as err:
+            push(self.bar, "Not added", str(err))
+            return
+        bands = sorted({QgsRasterLayer(f, "", "gdal").bandCount() for f in files})
+        what = (f"{len(files)} raster{'s' if len(files) != 1 else ''}, {bands[0]} band{'s' if bands[0] != 1 else ''}"
+                if len(bands) == 1 else f"{len(files)} rasters of {' or '.join(map(str, bands))} bands: pretraining "
+                "needs the same bands in every image")
+        item = QListWidgetItem(f"{Path(folder).name}/ — folder of {what}")
+        item.setToolTip(folder)
+        item.setData(FOLDER_ROLE, folder)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked)
+        self.layer_list.addItem(item)
+
     def images(self) -> list[str]:
+        """The ticked layers' files and folders, in list order."""
         project = QgsProject.instance()
-        items = [self.layer_list.item(i) for i in range(self.layer_list.count())]
-        layers = [project.mapLayer(it.data(Qt.ItemDataRole.UserRole)) for it in items
-                  if it.checkState() == Qt.CheckState.Checked]
-        return [layer_file(layer) for layer in layers if layer is not None]
+        found = []
+        for item in (self.layer_list.item(i) for i in range(self.layer_list.count())):
+            if item.checkState() != Qt.CheckState.Checked:
+                continue
+            folder = item.data(FOLDER_ROLE)
+            layer = None if folder else project.mapLayer(item.data(Qt.ItemDataRole.UserRole))
+            found += [folder] if folder else [layer_file(layer)] if layer is not None else []
+        return found
+
+    def extent(self) -> dict:
+        """``bbox`` and ``bbox_crs`` of the extent chosen; nothing for the whole images."""
+        if not self.extent_widget.isValid():
+            return {}
+        e = self.extent_widget.outputExtent()
+        return {"bbox": (e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()),
+                "bbox_crs": self.extent_widget.outputCrs().toWkt()}
 
     def setting_values(self) -> dict:
         return {name: value_of(self.settings[name], widget) for name, widget in self.widgets.items()}
@@ -110,17 +167,22 @@ class PretrainDialog(QDialog):
 
         images = self.images()
         if not images:
-            raise InputProblem("Tick at least one raster layer to pretrain on.")
+            raise InputProblem("Tick at least one raster layer (or add a folder of rasters) to pretrain on.")
         output = self.output_widget.filePath().strip()
         problem = output_problem(output, (".geofm",))
         if problem:
             raise InputProblem(problem)
-        config = PretrainConfig(images=images, output=output, **self.setting_values(),
+        config = PretrainConfig(images=images, output=output, **self.setting_values(), **self.extent(),
                                 num_workers=None if sys.platform.startswith("linux") else 0)
         try:
-            return config.validate()
+            config.validate()
         except GeoFMError as err:
             raise InputProblem(str(err)) from err
+        counts = {QgsRasterLayer(path, "", "gdal").bandCount() for path in config.images}
+        if len(counts) > 1:
+            raise InputProblem("Pretraining needs the same bands in every image, but the ones ticked have "
+                               f"{' or '.join(map(str, sorted(counts)))} bands: untick the others.")
+        return config
 
     def estimate(self) -> str:
         """Time one step on this machine and say what the budget buys; the text is also shown."""

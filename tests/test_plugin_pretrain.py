@@ -52,10 +52,10 @@ def test_dialog_ticks_layers_and_every_dialog_setting_reaches_the_config(plugin,
     config = dialog.config()
     assert len(config.images) == 2 and config.crop_size == 32 and config.licence == "CC-BY-4.0"
     assert {s.name for s in settings_of(PretrainConfig) if s.exposed("dialog")} == set(dialog.widgets) | {
-        "images", "output"}
+        "images", "bbox", "bbox_crs", "output"}
     for i in range(2):
         dialog.layer_list.item(i).setCheckState(Qt.CheckState.Unchecked)
-    with pytest.raises(InputProblem, match="at least one raster layer"):
+    with pytest.raises(InputProblem, match="at least one raster layer .or add a folder"):
         dialog.config()
     dialog.close()
 
@@ -107,6 +107,62 @@ def test_pretrain_algorithm_writes_a_backbone(plugin, qgis_processing, tmp_path)
         feedback=QgsProcessingFeedback())
     backbone = load_backbone_package(result["OUTPUT"])
     assert backbone.in_channels == 3 and backbone.licence == "CC0-1.0"
+
+
+def test_dialog_takes_a_folder_of_rasters_and_an_extent(plugin, tmp_path):
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
+
+    _add(_raster(tmp_path / "a.tif"), "a")
+    folder = tmp_path / "dates"
+    folder.mkdir()
+    _raster(folder / "2019.tif", 1), _raster(folder / "2020.tif", 2)
+    dialog = plugin.open_pretrain()
+    _tiny(dialog, tmp_path)
+    assert dialog.extent_widget.isValid() is False, "the whole images until an extent is chosen"
+    dialog.add_folder(str(folder))
+    assert dialog.layer_list.item(1).text() == "dates/ — folder of 2 rasters, 3 bands"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no rasters here")
+    dialog.add_folder(str(tmp_path / "notes"))  # not a folder of rasters: refused in the bar, nothing added
+    assert dialog.layer_list.count() == 2
+    assert "holds no raster file" in dialog.bar.currentItem().text()
+    utm = QgsCoordinateReferenceSystem("EPSG:32633")
+    dialog.extent_widget.setOutputExtentFromUser(QgsRectangle(500_000, 5_999_520, 500_480, 6_000_000), utm)
+    config = dialog.config()
+    assert config.images == [str(tmp_path / "a.tif"), str(folder / "2019.tif"), str(folder / "2020.tif")]
+    assert config.bbox == (500_000, 5_999_520, 500_480, 6_000_000)
+    assert QgsCoordinateReferenceSystem.fromWkt(config.bbox_crs).authid() == "EPSG:32633"
+    write_raster(folder / "labels.tif", np.ones((96, 96), dtype=np.uint8))  # a class raster among the images
+    dialog.layer_list.takeItem(1)
+    dialog.add_folder(str(folder))
+    with pytest.raises(InputProblem, match="same bands in every image.*1 or 3 bands"):
+        dialog.config()
+    dialog.close()
+
+
+def test_pretrain_algorithm_takes_a_folder_and_an_extent(plugin, qgis_processing, tmp_path):
+    import processing
+
+    from geofm.core.package import load_backbone_package
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    _raster(folder / "a.tif")
+    result = processing.run("geofm:pretrain", {
+        "FOLDER": str(folder), "EXTENT": "500000,500480,5999520,6000000 [EPSG:32633]", "EPOCHS": 1,
+        "STEPS_PER_EPOCH": 1, "CROP_SIZE": 32, "BATCH_SIZE": 2, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "bb.geofm")},
+        feedback=QgsProcessingFeedback())
+    files = load_backbone_package(result["OUTPUT"]).metadata["trained_on"]["files"]
+    assert [(f["name"], f["window"]) for f in files] == [("a.tif", [0, 0, 48, 48])]
+
+
+def test_pretrain_algorithm_without_layers_or_folder_says_so(plugin, qgis_processing, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="raster layers to pretrain on, or a folder"):
+        processing.run("geofm:pretrain", {"EPOCHS": 1, "DEVICE": "cpu", "OUTPUT": str(tmp_path / "bb.geofm")},
+                       feedback=QgsProcessingFeedback())
 
 
 def test_train_dialog_offers_my_pretrained_backbone(plugin, tmp_path):

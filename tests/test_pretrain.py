@@ -282,3 +282,84 @@ def test_a_pretrained_backbone_can_learn_at_a_lower_rate_and_resume_with_another
     assert 0 < gentle < full / 20
     resumed = run("full.geofm", 0.5, epochs=2, resume=str(checkpoint_path(tmp_path / "full.geofm")))
     assert resumed > full
+
+
+def test_a_folder_stands_for_the_rasters_in_it(tmp_path):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    a, b = _image(folder / "2019.tif"), _image(folder / "2020.TIF", seed=1)
+    (folder / "2019.tif.aux.xml").write_text("<PAMDataset/>")
+    (folder / "notes.txt").write_text("field notes")
+    cfg = _config(tmp_path, [folder], epochs=1).validate()
+    assert cfg.images == [str(a), str(b)], "rasters only, in name order"
+    events = list(pretrain(cfg))
+    assert isinstance(events[-1], FinishedEvent)
+    files = load_backbone_package(cfg.output).metadata["trained_on"]["files"]
+    assert [f["name"] for f in files] == ["2019.tif", "2020.TIF"]
+
+
+def test_a_folder_without_rasters_is_refused_naming_it(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("nothing here")
+    with pytest.raises(ConfigError, match="holds no raster file") as err:
+        _config(tmp_path, [tmp_path / "empty"]).validate()
+    assert str(tmp_path / "empty") in str(err.value)
+
+
+def test_an_extent_keeps_the_crops_inside_it_and_leaves_out_images_it_misses(tmp_path):
+    from geofm.core.events import WarningEvent
+    from geofm.core.tasks.pretrain import PretrainTask
+
+    # 128 px at 10 m from (500000, 6000000): the extent is the image's lower-right quarter, in the image's CRS
+    inside = _image(tmp_path / "inside.tif", size=128)
+    elsewhere = tmp_path / "elsewhere.tif"
+    write_raster(elsewhere, np.random.default_rng(1).normal(1000, 200, (4, 128, 128)).astype(np.uint16),
+                 origin=(600_000.0, 6_000_000.0), nodata=0)
+    bbox = (500_640.0, 5_998_720.0, 501_280.0, 5_999_360.0)
+    cfg = _config(tmp_path, [inside, elsewhere], epochs=1, bbox=bbox).validate()
+    task = PretrainTask(cfg)
+    events = list(task.prepare(None))
+    assert [f.path for f in task.images] == [str(inside)]
+    assert any(isinstance(e, WarningEvent) and "elsewhere.tif" in e.message for e in events)
+    side = task.context
+    assert all(64 <= col and col + side <= 128 and 64 <= row and row + side <= 128
+               for _, _, col, row, _ in task.items), "every crop inside the extent's 64 × 64 px"
+    finished = list(pretrain(cfg))[-1]
+    assert isinstance(finished, FinishedEvent)
+    record = load_backbone_package(cfg.output).metadata["trained_on"]
+    assert record["extent"]["bbox"] == list(bbox) and record["files"][0]["window"] == [64, 64, 64, 64]
+
+
+def test_an_extent_outside_every_image_is_refused_and_its_crs_is_honoured(tmp_path):
+    from geofm.core.errors import DataError
+
+    image = _image(tmp_path / "scene.tif", size=128)
+    with pytest.raises(DataError, match="outside every image") as err:
+        list(pretrain(_config(tmp_path, [image], bbox=(0.0, 0.0, 10.0, 10.0))))
+    assert "check its CRS" in err.value.fix
+    # the same quarter in WGS 84 (the image is UTM 33N): found, not refused
+    from rasterio.warp import transform_bounds
+
+    wgs84 = transform_bounds("EPSG:32633", "EPSG:4326", 500_640.0, 5_998_720.0, 501_280.0, 5_999_360.0)
+    cfg = _config(tmp_path, [image], epochs=1, bbox=wgs84, bbox_crs="EPSG:4326").validate()
+    assert isinstance(list(pretrain(cfg))[-1], FinishedEvent)
+
+
+def test_an_inverted_extent_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="empty or inverted"):
+        _config(tmp_path, [_image(tmp_path / "a.tif")], bbox=(10.0, 0.0, 0.0, 10.0)).validate()
+
+
+def test_cli_pretrain_takes_a_folder_and_an_extent(tmp_path, capsys):
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    _image(folder / "a.tif", size=128)
+    out = tmp_path / "bb.geofm"
+    code = main(["pretrain", "--image", str(folder), "--bbox", "500000", "5999360", "501280", "6000000",
+                 "--epochs", "1", "--steps-per-epoch", "1", "--batch", "4", "--device", "cpu", "--workers", "0",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert load_backbone_package(str(out)).metadata["trained_on"]["files"][0]["window"] == [0, 0, 128, 64]
+    capsys.readouterr()
+    assert main(["info", "--model", str(out)]) == 0
+    assert "a.tif (128 × 64 px inside the extent, of 128 × 128)" in capsys.readouterr().out

@@ -15,6 +15,10 @@ from rasterio.windows import Window, from_bounds
 from ..errors import ConfigError, PredictionError
 
 
+class ExtentOutside(PredictionError):
+    """The extent does not overlap the raster (a caller with several rasters may leave this one out)."""
+
+
 def geometries(polygon: dict[str, Any]) -> list[dict[str, Any]]:
     """The geometries of a GeoJSON geometry, Feature or FeatureCollection."""
     kind = polygon.get("type") if isinstance(polygon, dict) else None
@@ -43,7 +47,8 @@ def extent_window(
     """The window of ``reader`` to predict and the polygons (in the raster's CRS) that mask it, if any.
 
     ``bbox`` (minx, miny, maxx, maxy) or ``polygon`` (GeoJSON) are in ``bbox_crs`` / ``polygon_crs``, or in the
-    raster's CRS when that is None. PredictionError when the extent misses the raster (``raster`` is named).
+    raster's CRS when that is None. ExtentOutside (a PredictionError) when the extent misses the raster (``raster`` is
+    named).
     """
     full = Window(0, 0, reader.width, reader.height)
     if bbox is None and polygon is None:
@@ -69,7 +74,7 @@ def extent_window(
     row1 = min(math.ceil(win.row_off + win.height - 1e-6), reader.height)
     if col1 <= col0 or row1 <= row0:
         what = "bounding box" if bbox is not None else "polygon"
-        raise PredictionError(
+        raise ExtentOutside(
             f"the {what} ({', '.join(f'{v:.6g}' for v in box)} in the raster's CRS) lies outside the raster "
             f"({', '.join(f'{v:.6g}' for v in reader.bounds)})",
             path=raster, fix="pick an extent that overlaps the raster (check its CRS), or predict the whole raster",

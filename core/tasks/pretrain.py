@@ -3,18 +3,19 @@
 The objective is the configured method (``registries.PRETRAIN_METHODS``, one module each in :mod:`..selfsup`):
 masked reconstruction by default, SimSiam as the other choice (and the one for two dates as the pair).
 
-Data: random crops of the whole images (any band count and dtype). Each item is a *context* window 1.5× the crop
-side, drawn once in :meth:`PretrainTask.prepare` (seeded, so a resume sees the same windows) where at least half
-the pixels are valid; the method cuts its views from it. Normalisation uses global per-band statistics streamed over
-the images (:mod:`..normalise`); nodata pixels are 0 after normalisation and carry a validity mask. With
-``temporal_pairs`` the item's second window is the same place in another image on the same grid (another date).
+Data: random crops of the images (any band count and dtype), or of their part inside an extent (``bbox``). Each
+item is a *context* window 1.5× the crop side, drawn once in :meth:`PretrainTask.prepare` (seeded, so a resume sees
+the same windows) where at least half the pixels are valid; the method cuts its views from it. Normalisation uses
+global per-band statistics streamed over the same parts of the images (:mod:`..normalise`); nodata pixels are 0
+after normalisation and carry a validity mask. With ``temporal_pairs`` the item's second window is the same place
+in another image on the same grid (another date).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from torch.utils.data import Dataset
 from ..config import PretrainConfig
 from ..errors import Cancelled, ConfigError, DataError
 from ..events import PREPARATION_PHASES, Event, ProgressEvent, WarningEvent
+from ..inference.extent import ExtentOutside, extent_window
 from ..normalise import BandStats, StatsAccumulator, normalise
 from ..package import backbone_metadata, save_backbone_package
 from ..raster import open_raster, read_window
@@ -69,6 +71,7 @@ class PretrainTask(Task):
         self.notes: list[str] = []
         self.images: list[ImageFacts] = []
         self.stats: BandStats | None = None
+        self.windows: list[Window] = []  # the part of each image inside the extent (the whole image without one)
         self.items: list[tuple[int, int, int, int, int]] = []  # (image, partner image, col, row, side)
         self.context = config.crop_size
 
@@ -81,14 +84,15 @@ class PretrainTask(Task):
 
     def _prepare(self, cancel: CancelFlag | None) -> Iterator[Event]:
         cfg = self.config
-        self.images = image_facts(cfg.images)
-        smallest = min(min(f.width, f.height) for f in self.images)
+        self.images, self.windows = in_extent(image_facts(cfg.images), cfg.bbox, cfg.bbox_crs, self.notes.append)
+        smallest = min(min(w.width, w.height) for w in self.windows)
         if smallest < 32:
-            raise DataError(f"an image is only {smallest} px on its shorter side; pretraining needs 32 px or more",
-                            path=self.source, fix="use larger images")
+            where = "the part of an image inside the extent" if cfg.bbox is not None else "an image"
+            raise DataError(f"{where} is only {smallest} px on its shorter side; pretraining needs 32 px or more",
+                            path=self.source, fix="use larger images" if cfg.bbox is None else "draw a larger extent")
         self.context = min(smallest, max(cfg.crop_size, round(cfg.crop_size * CONTEXT)))
         acc = StatsAccumulator()
-        blocks = [(i, w) for i, f in enumerate(self.images) for w in _blocks(f.width, f.height)]
+        blocks = [(i, b) for i, w in enumerate(self.windows) for b in _blocks(w)]
         yield ProgressEvent(0, 0, STATISTICS, STATISTICS)
         handles: dict[int, Any] = {}
         try:
@@ -107,7 +111,8 @@ class PretrainTask(Task):
             yield WarningEvent(self.notes.pop(0))
         names = self.images[0].names
         self.summary = (f"{PRETRAIN_METHODS.get(cfg.method).label} pretraining of a {cfg.backbone} on "
-                        f"{len(self.images)} image(s), {self.images[0].count} band(s)"
+                        f"{len(self.images)} image(s){' inside the extent' if cfg.bbox is not None else ''}, "
+                        f"{self.images[0].count} band(s)"
                         f"{' (' + ', '.join(names) + ')' if names else ''}: {len(self.items)} crops of "
                         f"{cfg.crop_size} px per epoch{', two dates per pair' if cfg.temporal_pairs else ''}.")
 
@@ -121,7 +126,7 @@ class PretrainTask(Task):
             raise ConfigError("two-date pairs need at least two images on the same grid (same size, transform, CRS)",
                               path=self.source, fix="give images of the same place on one grid, or leave out "
                               "--temporal-pairs")
-        areas = np.array([self.images[i].width * self.images[i].height for i in usable], dtype=float)
+        areas = np.array([self.windows[i].width * self.windows[i].height for i in usable], dtype=float)
         rng = np.random.default_rng(cfg.seed)
         handles: dict[int, Any] = {}
         items, tries = [], 0
@@ -134,8 +139,9 @@ class PretrainTask(Task):
                                     fix="check the images' nodata value, or use a smaller crop size")
                 i = usable[rng.choice(len(usable), p=areas / areas.sum())]
                 j = partners[i][rng.integers(len(partners[i]))]
-                f = self.images[i]
-                col, row = int(rng.integers(f.width - side + 1)), int(rng.integers(f.height - side + 1))
+                w = self.windows[i]
+                col = int(w.col_off + rng.integers(w.width - side + 1))
+                row = int(w.row_off + rng.integers(w.height - side + 1))
                 window = Window(col, row, side, side)
                 if all(_valid_share(handles, self.images[k].path, k, window) >= MIN_VALID for k in {i, j}):
                     items.append((i, j, col, row, side))
@@ -165,7 +171,9 @@ class PretrainTask(Task):
         trained_on = {
             "method": cfg.method,
             "files": [{"path": os.path.abspath(f.path), "name": Path(f.path).name, "width": f.width,
-                       "height": f.height} for f in self.images],
+                       "height": f.height, "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)]}
+                      for f, w in zip(self.images, self.windows)],
+            "extent": {"bbox": list(cfg.bbox), "crs": cfg.bbox_crs} if cfg.bbox is not None else None,
             "epochs": epoch, "steps_per_epoch": cfg.steps_per_epoch, "steps": epoch * cfg.steps_per_epoch,
             "batch_size": cfg.batch_size, "crop_size": cfg.crop_size, "temporal_pairs": cfg.temporal_pairs,
             "history": history,
@@ -190,6 +198,8 @@ def pretrain_fingerprint(config: PretrainConfig) -> dict[str, Any]:
     """What defines a pretraining run: the images, the crops drawn from them and the model's shape."""
     return {
         "images": [os.path.abspath(p) for p in config.images],
+        "bbox": list(config.bbox) if config.bbox is not None else None,
+        "bbox_crs": config.bbox_crs,
         "method": config.method,
         "backbone": config.backbone,
         "crop_size": config.crop_size,
@@ -218,8 +228,34 @@ def image_facts(paths: list[str]) -> list[ImageFacts]:
     return facts
 
 
-def _blocks(width: int, height: int) -> list[Window]:
-    return [Window(c, r, min(STATS_BLOCK, width - c), min(STATS_BLOCK, height - r))
+def in_extent(images: list[ImageFacts], bbox: tuple[float, float, float, float] | None, bbox_crs: str | None,
+              note: Callable[[str], None]) -> tuple[list[ImageFacts], list[Window]]:
+    """The images an extent overlaps and the window of each inside it (every image, whole, without an extent);
+    ``note`` names the images it misses. DataError when it misses them all."""
+    if bbox is None:
+        return images, [Window(0, 0, f.width, f.height) for f in images]
+    kept, windows, missed = [], [], []
+    for f in images:
+        with open_raster(f.path) as src:
+            try:
+                windows.append(extent_window(src, Path(f.path), bbox, bbox_crs)[0])
+                kept.append(f)
+            except ExtentOutside:
+                missed.append(f)
+    where = f"the extent ({', '.join(f'{v:.6g}' for v in bbox)}{' in ' + bbox_crs if bbox_crs else ''})"
+    if not kept:
+        raise DataError(f"{where} lies outside every image", path=images[0].path,
+                        fix="draw the extent over the images (check its CRS), or leave it empty for the whole images")
+    if missed:
+        note(f"{where} misses {len(missed)} of the {len(images)} images, left out: "
+             + ", ".join(Path(f.path).name for f in missed))
+    return kept, windows
+
+
+def _blocks(window: Window) -> list[Window]:
+    """``window`` cut into blocks of at most STATS_BLOCK px a side."""
+    c0, r0, width, height = int(window.col_off), int(window.row_off), int(window.width), int(window.height)
+    return [Window(c0 + c, r0 + r, min(STATS_BLOCK, width - c), min(STATS_BLOCK, height - r))
             for r in range(0, height, STATS_BLOCK) for c in range(0, width, STATS_BLOCK)]
 
 
