@@ -34,7 +34,9 @@ class PretrainAlgorithm(SegmentationAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Pretrains a ResNet backbone on your own unlabelled rasters (by default it learns to fill in hidden "
                 "patches of every band; SimSiam is the other method). Writes a .geofm backbone package; 'Train "
-                "segmentation model' starts from it when it is given as the weights file.")
+                "segmentation model' starts from it when it is given as the weights file.\n\n"
+                "Images: raster layers, a folder (every raster file in it), or both; all with the same bands. An "
+                "extent keeps the crops inside it and leaves out images it misses.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         from ..core.config import PretrainConfig
