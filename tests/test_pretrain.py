@@ -345,6 +345,18 @@ def test_an_extent_outside_every_image_is_refused_and_its_crs_is_honoured(tmp_pa
     assert isinstance(list(pretrain(cfg))[-1], FinishedEvent)
 
 
+def test_an_extent_without_a_crs_is_in_the_first_images_crs_for_every_image(tmp_path):
+    from geofm.core.tasks.pretrain import PretrainTask
+
+    first = _image(tmp_path / "utm.tif", size=128)
+    # the same numbers in Web Mercator are another place: the extent, in the first image's UTM, misses it
+    mercator = write_raster(tmp_path / "mercator.tif", np.full((4, 128, 128), 1000, dtype=np.uint16), crs="EPSG:3857")
+    task = PretrainTask(_config(tmp_path, [first, mercator], bbox=(500_640.0, 5_998_720.0, 501_280.0,
+                                                                   5_999_360.0)).validate())
+    list(task.prepare(None))
+    assert [f.path for f in task.images] == [str(first)]
+
+
 def test_an_inverted_extent_is_refused_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="empty or inverted"):
         _config(tmp_path, [_image(tmp_path / "a.tif")], bbox=(10.0, 0.0, 0.0, 10.0)).validate()

@@ -231,9 +231,13 @@ def image_facts(paths: list[str]) -> list[ImageFacts]:
 def in_extent(images: list[ImageFacts], bbox: tuple[float, float, float, float] | None, bbox_crs: str | None,
               note: Callable[[str], None]) -> tuple[list[ImageFacts], list[Window]]:
     """The images an extent overlaps and the window of each inside it (every image, whole, without an extent);
-    ``note`` names the images it misses. DataError when it misses them all."""
+    ``bbox`` is in ``bbox_crs``, else in the first image's CRS; ``note`` names the images it misses. DataError when
+    it misses them all."""
     if bbox is None:
         return images, [Window(0, 0, f.width, f.height) for f in images]
+    if bbox_crs is None:  # the first image's CRS, for every image
+        with open_raster(images[0].path) as src:
+            bbox_crs = src.crs.to_wkt() if src.crs else None
     kept, windows, missed = [], [], []
     for f in images:
         with open_raster(f.path) as src:
@@ -242,7 +246,7 @@ def in_extent(images: list[ImageFacts], bbox: tuple[float, float, float, float] 
                 kept.append(f)
             except ExtentOutside:
                 missed.append(f)
-    where = f"the extent ({', '.join(f'{v:.6g}' for v in bbox)}{' in ' + bbox_crs if bbox_crs else ''})"
+    where = f"the extent ({', '.join(f'{v:.6g}' for v in bbox)})"
     if not kept:
         raise DataError(f"{where} lies outside every image", path=images[0].path,
                         fix="draw the extent over the images (check its CRS), or leave it empty for the whole images")
