@@ -43,7 +43,7 @@ class PretrainAlgorithm(SegmentationAlgorithm):
 
         self.addParameter(QgsProcessingParameterMultipleLayers("IMAGES", "Raster layers (unlabelled, same bands)",
                                                                QgsProcessing.SourceType.TypeRaster, optional=True))
-        self.addParameter(QgsProcessingParameterFile("FOLDER", "…and/or a folder of rasters (every raster file in it)",
+        self.addParameter(QgsProcessingParameterFile("FOLDER", "…and/or a folder of rasters",
                                                      QgsProcessingParameterFile.Behavior.Folder, optional=True))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", "Extent (empty: the whole images)", optional=True))
         add_setting_parameters(self, PretrainConfig, BY_HAND)
