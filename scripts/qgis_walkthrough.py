@@ -668,8 +668,11 @@ class Walk:
 
     # -- pretraining ---------------------------------------------------------------------------------------------
     def pretrain(self):
-        """Pretrain on the image layer for half a minute from the dialog, with the estimate asked for first."""
+        """Pretrain on the image layer for half a minute from the dialog, with the estimate asked for first, inside
+        the map view (zoomed to the image's north-west quarter, taken with the extent widget's own menu entry)."""
+        from qgis.core import QgsCoordinateTransform, QgsProject, QgsRectangle
         from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtWidgets import QToolButton
 
         self.close_docks()
         dialog = yield from self.open_dialog("geofmPretrain", "Pretrain a backbone")
@@ -679,6 +682,17 @@ class Walk:
             raise AssertionError(f"the dialog opened with {ticked} ticked, not the image layer alone")
         dialog.widgets["minutes"].setValue(0.5)
         dialog.output_widget.setFilePath(self.backbone)
+        canvas = self.iface.mapCanvas()
+        e = QgsCoordinateTransform(self.image.crs(), canvas.mapSettings().destinationCrs(),
+                                   QgsProject.instance()).transformBoundingBox(self.image.extent())
+        canvas.setExtent(QgsRectangle(e.xMinimum(), e.center().y(), e.center().x(), e.yMaximum()))  # north-west
+        canvas.refresh()
+        yield self.pause(1)
+        menu = dialog.extent_widget.findChild(QToolButton).menu()
+        [use_view] = [a for a in menu.actions() if "canvas extent" in a.text().lower().replace("&", "")]
+        use_view.trigger()
+        if not dialog.extent_widget.isValid():
+            raise Finding("the extent widget's 'map canvas extent' entry left it on 'Whole images'")
         self.button(dialog, "Estimate").click()
         yield self.until(lambda: "per step" in dialog.estimate_label.text() or self.bar_text(dialog),
                          "the estimate", 120)
@@ -695,7 +709,13 @@ class Walk:
         self.shot("pretraining_finished")
         if not Path(self.backbone).is_file():
             raise RuntimeError(f"no backbone at {self.backbone}: {self.main_bar_text()}")
-        return f"estimate: {estimate} — backbone written ({Path(self.backbone).stat().st_size // 1024} KiB)"
+        window = _trained_on(self.backbone)["files"][0]["window"]
+        if not window[2] * window[3] < 0.5 * self.image.width() * self.image.height():
+            raise Finding(f"pretrained on window {window} of {self.image.width()} × {self.image.height()} px: not "
+                          "the map view's quarter")
+        canvas.setExtent(e)
+        return (f"estimate: {estimate} — backbone written ({Path(self.backbone).stat().st_size // 1024} KiB), "
+                f"inside the map view: window {window}")
 
     def train_from_backbone(self):
         self.close_docks()
@@ -728,6 +748,15 @@ class Walk:
         if not Path(output).is_file():
             raise RuntimeError(f"processing.run wrote no {output}")
         return f"opened and closed without a crash; a 1-epoch run wrote {Path(output).name}"
+
+
+def _trained_on(package: str) -> dict:
+    """The 'trained_on' record of a backbone package, read as the zip's metadata (no torch needed)."""
+    import zipfile
+
+    with zipfile.ZipFile(package) as z:
+        name = next(n for n in z.namelist() if n.endswith("metadata.json"))
+        return json.loads(z.read(name))["trained_on"]
 
 
 def drive() -> None:
