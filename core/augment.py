@@ -1,4 +1,4 @@
-"""Flip and 90° rotation of whole batches: tiles seen from above have no 'up'."""
+"""Augmentation of training batches: flips and 90° turns (tiles seen from above have no 'up'), and band jitter."""
 
 from __future__ import annotations
 
@@ -20,3 +20,13 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) 
         xs.append(xi)
         ys.append(yi)
     return torch.stack(xs), torch.stack(ys)
+
+
+def jitter_bands(x: torch.Tensor, spread: float, generator: torch.Generator) -> torch.Tensor:
+    """``x`` [B,C,T,T] (normalised bands) with each band of each tile scaled by 1 + N(0, spread) and shifted by
+    N(0, spread): the spectra a model sees vary as haze, season and sensor vary them, while every pixel's place among
+    its tile's stays."""
+    b, c = x.shape[:2]
+    gain = 1 + spread * torch.randn((b, c, 1, 1), generator=generator)
+    offset = spread * torch.randn((b, c, 1, 1), generator=generator)
+    return x * gain.to(x.device, x.dtype) + offset.to(x.device, x.dtype)

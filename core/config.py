@@ -125,6 +125,11 @@ class TrainConfig:
         True, kind="bool", label="Augment (flips and 90° turns)", advanced=True,
         help="Random flips and quarter turns of each training batch.",
         cli=True, dialog=True, processing=True, saved=True)
+    band_jitter: float = setting(
+        0.0, kind="float", label="Band jitter", minimum=0.0, maximum=1.0, advanced=True,
+        help="Random gain and offset of each band of each training tile, as a share of the band's spread (0.1: about "
+             "10 %): a model that does not hang on exact band values, as haze, season and sensor shift them. 0: off.",
+        cli=True, dialog=True, processing=True, saved=True)
     accumulate: int = setting(
         1, kind="int", label="Gradient accumulation", minimum=1, maximum=128, advanced=True,
         help="Batches summed per optimiser step: a larger effective batch on a small GPU.",

@@ -29,8 +29,9 @@ def _config(tmp_path, scene, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_separable_classes_are_learnt(tmp_path, scene):
-    cfg = _config(tmp_path, scene, epochs=15, tile_size=32, overlap=50)
+@pytest.mark.parametrize("jitter", [0.0, 0.1])
+def test_separable_classes_are_learnt(tmp_path, scene, jitter):
+    cfg = _config(tmp_path, scene, epochs=15, tile_size=32, overlap=50, band_jitter=jitter)
     events = list(train(cfg))
     start = next(e for e in events if isinstance(e, StartEvent))  # after the data preparation's progress
     assert start.train_tiles > 0 and start.val_tiles > 0
@@ -41,6 +42,7 @@ def test_separable_classes_are_learnt(tmp_path, scene):
     assert best > 0.9
     package = load_package(tmp_path / "m.geofm")
     assert package.classes.values == [10, 20, 30] and package.tile_size == 32
+    assert package.metadata["train_config"]["band_jitter"] == jitter
     assert package.metadata["metrics"]["overall_accuracy"] == pytest.approx(best)
     assert package.stats is not None and len(package.stats.mean) == 4
     saved = json.loads((tmp_path / "m.metrics.json").read_text())

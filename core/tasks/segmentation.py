@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..augment import augment_batch
+from ..augment import augment_batch, jitter_bands
 from ..checkpoint import metrics_path
 from ..config import TrainConfig
 from ..errors import Cancelled
@@ -90,6 +90,8 @@ class SegmentationTask(Task):
         x, y = batch
         if self.config.augment:
             x, y = augment_batch(x, y, rng)
+        if self.config.band_jitter:
+            x = jitter_bands(x, self.config.band_jitter, rng)
         loss = self._loss_on(y.device)
         logits, pixel = model(x, parts=True)
         if pixel is None:
