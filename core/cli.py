@@ -194,24 +194,18 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _print_backbone(path: str, meta: dict[str, Any]) -> None:
+    from .pretrained_files import image_part
+
     bands = meta["bands"]
     names = f" ({', '.join(bands['names'])})" if bands.get("names") else ""
     print(f"Pretrained backbone (not a segmentation model) {path}")
     print(f"  {meta['backbone']}, {bands['count']} band(s){names}, normalisation {meta['normalisation']['mode']}")
     trained = meta.get("trained_on") or {}
-    files = ", ".join(f"{f['name']} ({_part_of(f)})" for f in trained.get("files", []))
+    files = ", ".join(f"{f['name']} ({image_part(f)})" for f in trained.get("files", []))
     print(f"  {trained.get('method', 'unknown method')}, {trained.get('steps', '?')} steps of "
           f"{trained.get('batch_size', '?')} crops of {trained.get('crop_size', '?')} px on: {files or 'unknown'}")
     print(f"  licence: {meta.get('licence') or 'not given'}")
     print(f"  fine-tune from it: geofm train --weights {path} --backbone {meta['backbone']} …")
-
-
-def _part_of(file: dict[str, Any]) -> str:
-    """'W × H px' of a pretraining image, or of its part inside the extent when that was smaller."""
-    whole, window = (file["width"], file["height"]), file.get("window")
-    if window and tuple(window[2:]) != whole:
-        return f"{window[2]} × {window[3]} px inside the extent, of {whole[0]} × {whole[1]}"
-    return f"{whole[0]} × {whole[1]} px"
 
 
 @_gdal_said

@@ -103,9 +103,11 @@ def summary_html(meta: dict[str, Any]) -> str:
 
 
 def backbone_html(meta: dict[str, Any]) -> str:
+    from ..core.pretrained_files import image_part
+
     bands, trained = meta.get("bands", {}), meta.get("trained_on") or {}
     names = bands.get("names")
-    files = ", ".join(f"{html.escape(str(f.get('name')))} ({_part_of(f)})" for f in trained.get("files", []))
+    files = ", ".join(f"{html.escape(str(f.get('name')))} ({image_part(f)})" for f in trained.get("files", []))
     return "<br>".join([
         f"<b>Pretrained backbone</b> ({html.escape(str(meta.get('backbone', '?')))}), not a segmentation model: "
         "choose it as “My pretrained backbone…” in Train model to fine-tune from it",
@@ -113,14 +115,6 @@ def backbone_html(meta: dict[str, Any]) -> str:
         f"{html.escape(str(trained.get('method', '?')))}, {trained.get('steps', '?')} steps on: {files or '?'}",
         f"Licence: {html.escape(meta.get('licence') or 'not given')}",
     ])
-
-
-def _part_of(file: dict[str, Any]) -> str:
-    """'W × H px' of a pretraining image, or of its part inside the extent when that was smaller."""
-    whole, window = (file.get("width"), file.get("height")), file.get("window")
-    if window and tuple(window[2:]) != whole:
-        return f"{window[2]} × {window[3]} px inside the extent, of {whole[0]} × {whole[1]}"
-    return f"{whole[0]} × {whole[1]} px"
 
 
 def percent(value: float | None) -> str:
