@@ -284,7 +284,8 @@ class _Printer(EventHandler):
         if self.quiet:
             return
         self.close_bar()
-        print(f"Training on {event.train_tiles} tiles, validating on {event.val_tiles} ({event.device}).")
+        checked = f"validating on {event.val_tiles}" if event.val_tiles else "no validation: the last epoch is kept"
+        print(f"Training on {event.train_tiles} tiles, {checked} ({event.device}).")
         if event.message:
             print(event.message)
 

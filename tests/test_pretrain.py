@@ -370,8 +370,9 @@ def test_cli_pretrain_takes_a_folder_and_an_extent(tmp_path, capsys):
     code = main(["pretrain", "--image", str(folder), "--bbox", "500000", "5999360", "501280", "6000000",
                  "--epochs", "1", "--steps-per-epoch", "1", "--batch", "4", "--device", "cpu", "--workers", "0",
                  "--out", str(out)])
-    assert code == 0, capsys.readouterr().err
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert "Training on 4 tiles, no validation: the last epoch is kept (cpu)." in said.out  # not "validating on 0"
     assert load_backbone_package(str(out)).metadata["trained_on"]["files"][0]["window"] == [0, 0, 128, 64]
-    capsys.readouterr()
     assert main(["info", "--model", str(out)]) == 0
     assert "a.tif (128 × 64 px inside the extent, of 128 × 128)" in capsys.readouterr().out
