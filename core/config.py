@@ -126,8 +126,9 @@ class TrainConfig:
         help="Random flips and quarter turns of each training batch.",
         cli=True, dialog=True, processing=True, saved=True)
     band_jitter: float = setting(
-        0.0, kind="float", label="Band jitter", minimum=0.0, maximum=1.0, advanced=True,
-        help="Random gain and offset of each band of each training tile, as a share of the band's spread (0.1: about "
+        0.0, kind="float", label="Band jitter", minimum=0.0, maximum=1.0, percent=True, zero_means="off",
+        advanced=True,
+        help="Random gain and offset of each band of each training tile, as a share of the band's spread (0.1 = "
              "10 %): a model that does not hang on exact band values, as haze, season and sensor shift them. 0: off.",
         cli=True, dialog=True, processing=True, saved=True)
     accumulate: int = setting(
