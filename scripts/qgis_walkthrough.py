@@ -709,7 +709,9 @@ class Walk:
         self.shot("pretraining_finished")
         if not Path(self.backbone).is_file():
             raise RuntimeError(f"no backbone at {self.backbone}: {self.main_bar_text()}")
-        window = _trained_on(self.backbone)["files"][0]["window"]
+        from geofm.geofm_qgis.package_info import read_metadata  # the plugin's own torch-free reader
+
+        window = read_metadata(self.backbone)["trained_on"]["files"][0]["window"]
         if not window[2] * window[3] < 0.5 * self.image.width() * self.image.height():
             raise Finding(f"pretrained on window {window} of {self.image.width()} × {self.image.height()} px: not "
                           "the map view's quarter")
@@ -748,15 +750,6 @@ class Walk:
         if not Path(output).is_file():
             raise RuntimeError(f"processing.run wrote no {output}")
         return f"opened and closed without a crash; a 1-epoch run wrote {Path(output).name}"
-
-
-def _trained_on(package: str) -> dict:
-    """The 'trained_on' record of a backbone package, read as the zip's metadata (no torch needed)."""
-    import zipfile
-
-    with zipfile.ZipFile(package) as z:
-        name = next(n for n in z.namelist() if n.endswith("metadata.json"))
-        return json.loads(z.read(name))["trained_on"]
 
 
 def drive() -> None:
